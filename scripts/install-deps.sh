@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages mediad needs to build, run and test.
+# Idempotent: when every package is already installed it returns in well
+# under a second without touching apt. `--bench` adds the benchmark tools.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libsystemd-dev
+  libxxhash-dev libsodium-dev
+  libspng-dev libturbojpeg0-dev libjpeg62-turbo-dev
+  libsndfile1-dev libsoxr-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+  libblis-dev
+  libcmocka-dev
+  python3 python3-pytest
+  prometheus
+  clang libclang-rt-14-dev
+)
+BENCH_PKGS=(wrk nginx-light hyperfine)
+
+if [[ "${1:-}" == "--bench" ]]; then
+  PKGS+=("${BENCH_PKGS[@]}")
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+stamp=/var/lib/apt/periodic/update-success-stamp
+lists=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' 2>/dev/null | head -n1)
+if [[ -z "$lists" ]]; then
+  $SUDO apt-get update -q
+fi
+if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

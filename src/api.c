@@ -1,0 +1,207 @@
+/* api.c: bodies of the health endpoints and job bookkeeping from worker
+ * events. Everything here reads the supervisor's own state only, so health
+ * answers stay fast whatever the workers are doing. */
+#include "server.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static const char *overall_canary_state(const struct server *s)
+{
+	/* the worst state across workers; "disabled" when the monitor is off */
+	static const int rank[CANARY_STATE_COUNT] = {
+		[CANARY_DISABLED] = 0, [CANARY_HEALTHY] = 1, [CANARY_PROBING] = 2,
+		[CANARY_STARTING] = 3, [CANARY_SUSPECT] = 4,  [CANARY_DEAD] = 5,
+	};
+	enum canary_state worst = s->cfg->canary_enabled ? CANARY_HEALTHY : CANARY_DISABLED;
+
+	for (int i = 0; i < s->n_workers; i++) {
+		enum canary_state st = s->workers[i].canary.state;
+		if (rank[st] > rank[worst])
+			worst = st;
+	}
+	return canary_state_name(worst);
+}
+
+static int canary_alive(const struct server *s)
+{
+	for (int i = 0; i < s->n_workers; i++)
+		if (s->workers[i].canary.state == CANARY_DEAD)
+			return 0;
+	return 1;
+}
+
+void api_health_body(struct server *s, struct buf *out, int *status)
+{
+	int ready = server_ready_workers(s);
+
+	if (server_is_serving(s)) {
+		*status = 200;
+		buf_printf(out, "{\"status\":\"healthy\",\"model_ready\":true,\"ready_workers\":%d,"
+				"\"workers\":%d,\"canary_state\":\"%s\"}",
+			   ready, s->n_workers, overall_canary_state(s));
+		return;
+	}
+	char why[768];
+	server_not_serving_reason(s, why, sizeof(why));
+	*status = 503;
+	buf_printf(out, "{\"status\":\"unhealthy\",\"model_ready\":false,\"ready_workers\":%d,"
+			"\"workers\":%d,\"canary_state\":\"%s\",\"error\":",
+		   ready, s->n_workers, overall_canary_state(s));
+	buf_json_str(out, why);
+	buf_puts(out, "}");
+}
+
+static void put_time(struct buf *out, double t)
+{
+	if (t > 0)
+		buf_printf(out, "%.3f", t);
+	else
+		buf_puts(out, "null");
+}
+
+void api_liveness_body(struct server *s, struct buf *out, int *status)
+{
+	int serving = server_is_serving(s);
+	double mono_to_wall = wall_s() - now_s();
+	const char *runner = s->workers[0].runner[0] ? s->workers[0].runner
+						      : runner_kind_name(s->cfg->model_runner);
+
+	*status = serving ? 200 : 503;
+	buf_printf(out, "{\"status\":\"alive\",\"model_ready\":%s,\"queue_size\":%d,"
+			"\"max_queue_size\":%d,\"device_mesh_shape\":[1,%d],\"device\":",
+		   serving ? "true" : "false", s->sched.n_queued, s->cfg->max_queue_size,
+		   s->n_workers);
+	buf_json_str(out, s->workers[0].device[0] ? s->workers[0].device
+		      : (s->cfg->model_runner == RUNNER_MOCK ? "mock" : "cpu"));
+	buf_puts(out, ",\"runner_in_use\":");
+	buf_json_str(out, runner);
+	buf_printf(out, ",\"canary_alive\":%s,\"canary_state\":\"%s\",\"ready_workers\":%d,"
+			"\"min_ready_workers\":%d,\"worker_info\":{",
+		   canary_alive(s) ? "true" : "false", overall_canary_state(s),
+		   server_ready_workers(s), s->cfg->min_ready_workers);
+	for (int i = 0; i < s->n_workers; i++) {
+		const struct worker *w = &s->workers[i];
+		const struct canary *c = &w->canary;
+		if (i)
+			buf_puts(out, ",");
+		buf_json_str(out, w->id);
+		buf_puts(out, ":{\"worker_id\":");
+		buf_json_str(out, w->id);
+		buf_printf(out, ",\"pid\":%d,\"is_alive\":%s,\"is_ready\":%s,\"state\":\"%s\","
+				"\"start_time\":",
+			   (int)w->pid, w->pid > 0 ? "true" : "false",
+			   worker_is_ready(s, w) ? "true" : "false", worker_state_name(w->state));
+		put_time(out, w->start_wall);
+		buf_puts(out, ",\"ready_time\":");
+		put_time(out, w->ready_wall);
+		buf_printf(out, ",\"restart_count\":%d,\"error_count\":%d,\"canary_state\":\"%s\","
+				"\"misses\":{\"shallow\":%d,\"deep\":%d,\"progress\":%d},"
+				"\"last_probe_ok\":",
+			   w->restart_count, w->error_count, canary_state_name(c->state),
+			   c->misses[CANARY_TIER_SHALLOW], c->misses[CANARY_TIER_DEEP],
+			   c->misses[CANARY_TIER_PROGRESS]);
+		put_time(out, c->last_probe_ok >= 0 ? c->last_probe_ok + mono_to_wall : 0);
+		buf_printf(out, ",\"deep\":\"%s\",\"in_flight\":%d",
+			   w->state != W_READY ? "unknown"
+			   : !w->deep_supported ? "unsupported"
+			   : s->cfg->canary_deep_probe_enabled ? "enabled" : "disabled",
+			   s->sched.workers[i].n_inflight);
+		if (c->state == CANARY_DEAD || c->state == CANARY_SUSPECT) {
+			char why[200];
+			canary_describe(c, why, sizeof(why));
+			buf_puts(out, ",\"canary_reason\":");
+			buf_json_str(out, why);
+		}
+		if (w->down_reason[0] && w->state != W_READY) {
+			buf_puts(out, ",\"reason\":");
+			buf_json_str(out, w->down_reason);
+		}
+		buf_puts(out, "}");
+	}
+	buf_puts(out, "}");
+	if (!serving) {
+		char why[768];
+		server_not_serving_reason(s, why, sizeof(why));
+		buf_puts(out, ",\"error\":");
+		buf_json_str(out, why);
+	}
+	buf_puts(out, "}");
+}
+
+/* A job event from the worker: {"progress":x}, {"metric":{...}},
+ * {"checkpoint":{...}}, {"log":"..."} (any combination). */
+void api_job_event(struct server *s, struct pending *p, const char *data, size_t len)
+{
+	struct job *j = jobs_get(s->jobs, p->job_id);
+	json_t *o, *v;
+
+	if (!j || jobs_is_final(j))
+		return;
+	o = json_loadb(data, len, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return;
+	}
+	if ((v = json_object_get(o, "progress")) && json_is_number(v))
+		jobs_set_progress(j, json_number_value(v));
+	if ((v = json_object_get(o, "metric")) && json_is_object(v))
+		json_array_append(j->metrics, v);
+	if ((v = json_object_get(o, "checkpoint")) && json_is_object(v))
+		json_array_append(j->checkpoints, v);
+	if ((v = json_object_get(o, "log")) && json_is_string(v))
+		json_array_append(j->logs, v);
+	json_decref(o);
+}
+
+void api_job_result(struct server *s, struct pending *p, int status, const char *body,
+		    size_t len, int fd)
+{
+	struct job *j = jobs_get(s->jobs, p->job_id);
+
+	if (!j || jobs_is_final(j)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (status != 200) {
+		json_t *o = json_loadb(body, len, 0, NULL);
+		const char *msg = json_string_value(json_object_get(o, "detail"));
+		jobs_fail(j, status, msg ? msg : "job failed");
+		json_decref(o);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (j->type == JOB_VIDEO) {
+		if (fd < 0) {
+			/* small result sent inline: keep it in a memfd like large ones */
+			fd = memfd_create("mediad-artifact", MFD_CLOEXEC);
+			if (fd >= 0 && write_all(fd, body, len) < 0) {
+				close(fd);
+				fd = -1;
+			}
+		}
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0) {
+			jobs_set_artifact(j, fd, (size_t)st.st_size);
+		} else {
+			if (fd >= 0)
+				close(fd);
+			jobs_fail(j, 500, "video result could not be stored");
+			return;
+		}
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	if (j->type == JOB_TRAINING)
+		json_array_append_new(j->logs, json_string("training completed"));
+	jobs_set_status(j, JOB_COMPLETED);
+	log_info("job %s completed", j->id);
+}
