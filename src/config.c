@@ -171,6 +171,8 @@ static const struct setting settings[] = {
 	       "what a dead worker triggers"),
 	S_STR(CN, "RESET_DEVICE_COMMAND", NULL, reset_device_command, "",
 	      "run with the device id between killing and respawning a worker"),
+	S_DBL(CN, "RESET_DEVICE_TIMEOUT_SECONDS", reset_device_timeout_seconds, "60", 0.1, 3600,
+	      "RESET_DEVICE_COMMAND is killed after this long"),
 
 	/* mock runner */
 	S_DBL(MK, "MOCK_WARMUP_SECONDS", mock_warmup_seconds, "2", 0, 3600,

@@ -71,6 +71,7 @@ struct config {
 	double canary_progress_timeout_seconds; /* 0 = auto (0..86400) */
 	enum on_dead canary_on_dead;            /* CANARY_ON_DEAD, restart */
 	char *reset_device_command;             /* RESET_DEVICE_COMMAND, "" */
+	double reset_device_timeout_seconds;    /* RESET_DEVICE_TIMEOUT_SECONDS, 60 (0.1..3600) */
 
 	/* mock runner */
 	double mock_warmup_seconds;    /* MOCK_WARMUP_SECONDS, 2 (0..3600) */

@@ -1143,13 +1143,13 @@ int http_start(struct server *s)
 		return -1;
 	}
 	s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg->service_port, NULL, NULL, on_request, s,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 				  MHD_OPTION_SOCK_ADDR, sa,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg->max_connections,
 				  MHD_OPTION_CONNECTION_TIMEOUT,
 				  (unsigned)s->cfg->connection_timeout_seconds,
 				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 				  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
 	if (!s->mhd) {
 		log_error("cannot listen on %s:%d (is the port in use?)", s->cfg->service_host,

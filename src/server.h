@@ -59,7 +59,11 @@ struct worker {
 	char down_reason[256]; /* why it went down / failed */
 	int kill_reason;       /* set when we killed it on purpose: restart reason label */
 	int error_count;       /* real requests that failed on this worker */
-	int gated;             /* out of rotation because its canary is dead */
+	int stalled;           /* a request made no progress for a whole budget: no new work */
+	int reset_pid;         /* RESET_DEVICE_COMMAND running for this worker, 0 none */
+	int reset_out;         /* memfd with its output */
+	double reset_started;
+	double reset_deadline;
 
 	struct canary canary;
 	int deep_supported;

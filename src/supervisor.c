@@ -206,19 +206,67 @@ static void handle_signals(struct server *s)
 					 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
 					 s->cfg->drain_timeout_seconds);
 				sd_notify(0, "STOPPING=1\nSTATUS=draining");
-				/* queued requests that have not started are answered now */
-				struct sched_req *r = s->sched.q_head;
-				while (r) {
-					struct sched_req *next = r->q_next;
-					server_fail_request(s, (struct pending *)r, 503,
-							    "server is draining");
-					r = next;
-				}
 			} else {
 				log_warn("second signal: stopping now");
 				s->stop = 1;
 			}
 		}
+	}
+}
+
+/* Answer every live request (shutdown): nobody is left waiting. */
+static void fail_all(struct server *s, const char *msg)
+{
+	struct sched_req *r;
+
+	while ((r = sched_oldest(&s->sched)))
+		server_fail_request(s, (struct pending *)r, 503, msg);
+}
+
+/* Let libmicrohttpd send what was resumed, for a bounded time. */
+static void flush_http(struct server *s)
+{
+	double until = now_s() + 0.5;
+
+	while (now_s() < until) {
+		struct epoll_event ev;
+		http_run(s);
+		if (epoll_wait(s->mhd_epfd, &ev, 1, 20) <= 0 && !s->resumed)
+			break;
+		s->resumed = 0;
+	}
+}
+
+static void notify_status(struct server *s, double now)
+{
+	static double last_status;
+	static char last[160];
+	static uint64_t wd_usec;
+	static int wd_checked;
+	static double last_wd;
+	char status[160];
+	int recoverable = 0;
+
+	if (!wd_checked) {
+		wd_checked = 1;
+		if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+			wd_usec = 0;
+	}
+	for (int i = 0; i < s->n_workers; i++)
+		if (s->workers[i].state != W_FAILED)
+			recoverable = 1;
+	/* WATCHDOG=1 only while the loop runs and some worker can still serve */
+	if (wd_usec && recoverable && now - last_wd >= (double)wd_usec / 2e6) {
+		sd_notify(0, "WATCHDOG=1");
+		last_wd = now;
+	}
+	snprintf(status, sizeof(status), "STATUS=%s: %d/%d workers ready, queue %d",
+		 s->draining ? "draining" : server_is_serving(s) ? "serving" : "not serving",
+		 server_ready_workers(s), s->n_workers, s->sched.n_queued);
+	if (strcmp(status, last) && now - last_status >= 1.0) {
+		sd_notify(0, status);
+		snprintf(last, sizeof(last), "%s", status);
+		last_status = now;
 	}
 }
 
@@ -385,6 +433,7 @@ int server_run(struct config *cfg, const char *self_exe)
 		now = now_s();
 		if (now >= s->next_tick) {
 			workers_tick(s, now);
+			notify_status(s, now);
 			s->next_tick = now + cfg->canary_tick_seconds;
 		}
 		expire_deadlines(s, now);
@@ -405,7 +454,11 @@ int server_run(struct config *cfg, const char *self_exe)
 			break;
 	}
 	log_info("stopping: shutting workers down");
+	fail_all(s, s->exit_code == 70 ? "server exiting: a worker's canary is dead "
+					 "(CANARY_ON_DEAD=exit)"
+				       : "server stopping");
 	workers_shutdown(s);
+	flush_http(s);
 	http_stop(s);
 	jobs_free(s->jobs);
 	metrics_free(s->metrics);

@@ -218,7 +218,8 @@ static int look_int(const struct vin *v, const char *key, int64_t lo, int64_t hi
 		return 1;
 	}
 	if (mult > 1)
-		return fail(v, key, "must be a multiple of %" PRId64 " between %" PRId64 " and %" PRId64,
+		return fail(v, key,
+			    "must be a multiple of %" PRId64 " between %" PRId64 " and %" PRId64,
 			    mult, lo, hi);
 	return fail(v, key, "must be an integer between %" PRId64 " and %" PRId64, lo, hi);
 }
@@ -233,7 +234,8 @@ static int look_num(const struct vin *v, const char *key, double lo, double hi,
 	if (!j)
 		return 0;
 	x = json_number_value(j);
-	if (json_is_number(j) && isfinite(x) && x <= hi && (range == RANGE_OPEN_LO ? x > lo : x >= lo)) {
+	if (json_is_number(j) && isfinite(x) && x <= hi &&
+	    (range == RANGE_OPEN_LO ? x > lo : x >= lo)) {
 		*val = x;
 		return 1;
 	}
@@ -503,11 +505,12 @@ static int put_dims(const struct vin *v, json_t *out, int64_t def)
 		    parse_size(json_string_value(size), json_string_length(size), &sw, &sh))
 			return fail(v, "size", "must be of the form WIDTHxHEIGHT");
 		if (sw < lo || sw > hi || sw % mult || sh < lo || sh > hi || sh % mult)
-			return fail(v, "size",
-				    "must be of the form WIDTHxHEIGHT with both multiples of %" PRId64
-				    " between %" PRId64 " and %" PRId64, mult, lo, hi);
+			return fail(v, "size", "must be of the form WIDTHxHEIGHT with both "
+				    "multiples of %" PRId64 " between %" PRId64 " and %" PRId64,
+				    mult, lo, hi);
 		if ((rw && w != sw) || (rh && h != sh))
-			return fail(v, "size", "must agree with width and height when both are given");
+			return fail(v, "size",
+				    "must agree with width and height when both are given");
 		w = sw;
 		h = sh;
 	}
@@ -970,7 +973,8 @@ int validate_request(enum task_kind kind, json_t *body, const struct validate_li
 		return api_error_set(err, AE_INTERNAL, NULL, "no request rules for task kind %d",
 				     (int)kind);
 	if (!json_is_object(body))
-		return api_error_set(err, AE_BAD_REQUEST, NULL, "request body must be a JSON object");
+		return api_error_set(err, AE_BAD_REQUEST, NULL,
+				     "request body must be a JSON object");
 	if (!lim) {
 		validate_limits_default(&defaults);
 		lim = &defaults;

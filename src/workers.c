@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
@@ -66,6 +67,7 @@ void workers_init(struct server *s)
 		w->index = i;
 		snprintf(w->id, sizeof(w->id), "%s", s->cfg->device_group[i]);
 		w->sock = -1;
+		w->reset_out = -1;
 		w->state = W_DOWN;
 		ipc_reader_init(&w->rd);
 		ipc_out_init(&w->out);
@@ -82,7 +84,7 @@ void workers_update_dispatch(struct server *s)
 {
 	for (int i = 0; i < s->n_workers; i++) {
 		struct worker *w = &s->workers[i];
-		int on = !s->draining && worker_is_ready(s, w) && w->sock >= 0;
+		int on = worker_is_ready(s, w) && w->sock >= 0 && !w->stalled;
 		sched_set_dispatchable(&s->sched, i, on);
 	}
 }
@@ -131,6 +133,7 @@ int workers_spawn(struct server *s, struct worker *w)
 	w->spawn_mono = now_s();
 	w->ready_wall = 0;
 	w->kill_reason = 0;
+	w->stalled = 0;
 	w->progress_seen = 0;
 	w->want_out = 0;
 	ipc_reader_release(&w->rd);
@@ -278,6 +281,10 @@ static void on_probe_result(struct server *s, struct worker *w, const struct ipc
 	enum canary_outcome rec = canary_probe_result(&w->canary, now_s(), f->hdr.id, tier, got, lat);
 
 	record_probe_metrics(s, w, tier, rec, lat);
+	if (rec == CANARY_OK && w->stalled) {
+		w->stalled = 0;
+		workers_update_dispatch(s);
+	}
 	if (rec != CANARY_OK && rec != CANARY_LATE)
 		log_warn("worker %s %s probe %llu: %s%s%s (%.3f s)", w->id, canary_tier_name(tier),
 			 (unsigned long long)f->hdr.id, canary_outcome_name(rec), err ? ": " : "",
@@ -398,6 +405,73 @@ void workers_on_io(struct server *s, struct worker *w, uint32_t events)
 	}
 }
 
+/* Start RESET_DEVICE_COMMAND for w (sh -c CMD sh DEVICE_ID; also
+ * MEDIAD_DEVICE_ID in its environment); its output goes to a memfd that is
+ * logged when it exits. The respawn waits for it (bounded by
+ * RESET_DEVICE_TIMEOUT_SECONDS). 0 when started. */
+static int reset_device(struct server *s, struct worker *w)
+{
+	int out = memfd_create("mediad-reset-output", 0);
+	pid_t pid;
+
+	if (out < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(out);
+		log_error("cannot run RESET_DEVICE_COMMAND for worker %s: %s", w->id, strerror(errno));
+		return -errno;
+	}
+	if (pid == 0) {
+		sigset_t all;
+		int nul = open("/dev/null", O_RDONLY);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(out, 1);
+		dup2(out, 2);
+		close_range(3, ~0u, 0);
+		setenv("MEDIAD_DEVICE_ID", w->id, 1);
+		execl("/bin/sh", "sh", "-c", s->cfg->reset_device_command, "sh", w->id, (char *)NULL);
+		_exit(127);
+	}
+	w->reset_pid = pid;
+	w->reset_out = out;
+	w->reset_started = now_s();
+	w->reset_deadline = w->reset_started + s->cfg->reset_device_timeout_seconds;
+	log_info("worker %s: running RESET_DEVICE_COMMAND (pid %d)", w->id, (int)pid);
+	return 0;
+}
+
+static void reset_finished(struct server *s, struct worker *w, int status)
+{
+	char text[1024];
+	char fields[1400];
+	ssize_t n = pread(w->reset_out, text, sizeof(text) - 1, 0);
+	struct buf esc;
+
+	text[n > 0 ? n : 0] = 0;
+	close(w->reset_out);
+	w->reset_out = -1;
+	w->reset_pid = 0;
+	buf_init(&esc, sizeof(fields));
+	buf_json_str(&esc, text);
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	snprintf(fields, sizeof(fields),
+		 "\"event\":\"reset_device\",\"device_id\":\"%s\",\"exit_code\":%d,"
+		 "\"duration_s\":%.3f,\"output\":%s",
+		 w->id, code, now_s() - w->reset_started, esc.data ? esc.data : "\"\"");
+	buf_release(&esc);
+	log_write(code == 0 ? LOG_INFO : LOG_WARN, NULL, fields,
+		  "worker %s: RESET_DEVICE_COMMAND exited with code %d%s", w->id, code,
+		  WIFSIGNALED(status) ? " (killed)" : "");
+	/* the backoff counts from now */
+	double backoff = w->restart_at - w->reset_started;
+	w->restart_at = now_s() + (backoff > 0 ? backoff : 0);
+}
+
 static const char *restart_reason_label(const struct worker *w, int status)
 {
 	if (w->kill_reason)
@@ -435,14 +509,15 @@ static void worker_exited(struct server *s, struct worker *w, int status)
 	}
 	log_write(was_ready ? LOG_WARN : LOG_ERROR, NULL, NULL, "worker %s (%s) %s", w->id,
 		  was_ready ? "serving" : "not yet ready", what);
-	/* restart budget within the window */
+	int manual = !strcmp(label, "manual");
+	/* restart budget within the window (operator resets do not count) */
 	int keep = 0;
 	for (int i = 0; i < w->n_restarts; i++)
 		if (now - w->restarts[i] < s->cfg->worker_restart_window_seconds)
 			w->restarts[keep++] = w->restarts[i];
 	w->n_restarts = keep;
-	if (w->n_restarts >= s->cfg->max_worker_restart_count ||
-	    w->n_restarts >= (int)ARRAY_SIZE(w->restarts)) {
+	if (!manual && (w->n_restarts >= s->cfg->max_worker_restart_count ||
+			w->n_restarts >= (int)ARRAY_SIZE(w->restarts))) {
 		w->state = W_FAILED;
 		snprintf(w->down_reason, sizeof(w->down_reason),
 			 "restart budget exhausted: %d restarts within %d s (last: %s)", w->n_restarts,
@@ -453,13 +528,19 @@ static void worker_exited(struct server *s, struct worker *w, int status)
 	double backoff = 0.1;
 	for (int i = 0; i < w->n_restarts && backoff < 30; i++)
 		backoff *= 2;
-	if (backoff > 30)
-		backoff = 30;
-	w->restarts[w->n_restarts++] = now;
+	if (backoff > 30 || manual)
+		backoff = manual ? 0 : 30;
+	if (!manual)
+		w->restarts[w->n_restarts++] = now;
 	w->restart_count++;
 	w->restart_at = now + backoff;
 	const char *lr[] = {w->id, label};
 	metrics_add(s->m_restarts, lr, 1);
+	if (s->cfg->reset_device_command[0] && reset_device(s, w) == 0) {
+		log_info("worker %s restart %d waits for RESET_DEVICE_COMMAND, then %.2f s backoff",
+			 w->id, w->restart_count, backoff);
+		return;
+	}
 	log_info("worker %s restart %d scheduled in %.2f s", w->id, w->restart_count, backoff);
 }
 
@@ -469,9 +550,12 @@ void workers_reap(struct server *s)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (int i = 0; i < s->n_workers; i++)
+		for (int i = 0; i < s->n_workers; i++) {
 			if (s->workers[i].pid == pid)
 				worker_exited(s, &s->workers[i], status);
+			else if (s->workers[i].reset_pid == pid)
+				reset_finished(s, &s->workers[i], status);
+		}
 	}
 }
 
@@ -497,7 +581,8 @@ static void log_transition(struct server *s, struct worker *w, const struct cana
 		 canary_state_name(t->from), canary_state_name(t->to), canary_tier_name(t->tier),
 		 canary_outcome_name(t->outcome), canary_event_name(t->event), t->latency_s);
 	enum log_level lvl = t->to == CANARY_DEAD || t->to == CANARY_SUSPECT ? LOG_WARN : LOG_INFO;
-	if (t->to == CANARY_PROBING || t->from == CANARY_PROBING)
+	if ((t->to == CANARY_PROBING && t->from == CANARY_HEALTHY) ||
+	    (t->from == CANARY_PROBING && t->to == CANARY_HEALTHY))
 		lvl = LOG_DEBUG;
 	if (log_enabled(lvl))
 		log_write(lvl, NULL, fields, "worker %s canary %s -> %s (%s %s %s)", w->id,
@@ -544,6 +629,7 @@ static void canary_work(struct server *s, struct worker *w, double now)
 							memory_order_relaxed);
 		w->progress_seen = steps;
 		canary_progress(&w->canary, now, (double)step_ns / 1e9);
+		w->stalled = 0;
 	}
 	int channel_full = w->out.pending > 0 || w->sock < 0;
 	a = canary_tick(&w->canary, now, channel_full);
@@ -555,8 +641,18 @@ static void canary_work(struct server *s, struct worker *w, double now)
 									: runner_kind_name(s->cfg->model_runner),
 				    w->id, "progress"};
 		metrics_add(s->m_canary_fail, lc, 1);
-		log_warn("worker %s made no progress for %.2f s (budget %.2f s)", w->id, a.stalled_s,
-			 canary_progress_budget(&w->canary));
+		log_warn("worker %s made no progress for %.2f s (budget %.2f s): failing its requests "
+			 "and taking it out of rotation",
+			 w->id, a.stalled_s, canary_progress_budget(&w->canary));
+		if (!w->stalled && s->cfg->canary_gate_readiness) {
+			char msg[200];
+			snprintf(msg, sizeof(msg),
+				 "worker %s made no progress for %.1f s (progress budget %.1f s)", w->id,
+				 a.stalled_s, canary_progress_budget(&w->canary));
+			w->stalled = 1;
+			workers_update_dispatch(s);
+			fail_inflight(s, w, msg);
+		}
 	}
 	if (a.kind == CANARY_ACT_PROBE) {
 		workers_send(s, w, IPC_PROBE, 0, a.tier == CANARY_TIER_DEEP ? 1 : 0, a.generation,
@@ -580,6 +676,15 @@ void workers_tick(struct server *s, double now)
 	for (int i = 0; i < s->n_workers; i++) {
 		struct worker *w = &s->workers[i];
 
+		if (w->reset_pid > 0) {
+			if (now >= w->reset_deadline) {
+				log_warn("worker %s: RESET_DEVICE_COMMAND still running after %g s; "
+					 "killing it", w->id, s->cfg->reset_device_timeout_seconds);
+				kill(w->reset_pid, SIGKILL);
+				w->reset_deadline = now + 3600;
+			}
+			continue;
+		}
 		if (w->state == W_DOWN && now >= w->restart_at && !s->draining) {
 			workers_spawn(s, w);
 			continue;

@@ -40,8 +40,8 @@
 
 #define CPU_MAX_THREADS 1024
 /* Pause iterations an idle thread (or a waiting caller) spins before it
- * sleeps: a few microseconds, enough for back-to-back kernels. */
-#define CPU_SPIN 2000
+ * sleeps: about 20 us here, enough for back-to-back kernels. */
+#define CPU_SPIN 1000
 /* Terms of the ping's sum on every thread. */
 #define CPU_PING_TERMS 256
 /* How long close waits for the threads before it gives up on them. */

@@ -173,7 +173,8 @@ static void check_long(enum task_kind kind, const char *key, size_t max, const c
 
 static void test_body_not_object(void **state)
 {
-	static const char *bodies[] = {"[]", "\"prompt\"", "1", "null", "true", "[{\"prompt\":\"x\"}]"};
+	static const char *bodies[] = {"[]", "\"prompt\"", "1", "null", "true",
+				       "[{\"prompt\":\"x\"}]"};
 	struct api_error err;
 	json_t *out;
 
@@ -239,7 +240,8 @@ static void test_limits_default(void **state)
 
 static void test_image_defaults(void **state)
 {
-	json_t *out = valid(TASK_IMAGE_GEN, "{\"prompt\":\"a cat\",\"model\":\"x\",\"user\":\"u\"}");
+	json_t *out = valid(TASK_IMAGE_GEN,
+			    "{\"prompt\":\"a cat\",\"model\":\"x\",\"user\":\"u\"}");
 
 	ASSERT_STR(out, "prompt", "a cat");
 	ASSERT_STR(out, "negative_prompt", "");
@@ -265,12 +267,14 @@ static void test_image_all_fields(void **state)
 	json_t *out = valid(TASK_IMAGE_GEN,
 			    "{\"prompt\":\"p\",\"negative_prompt\":\"n\",\"num_inference_steps\":4,"
 			    "\"seed\":42,\"number_of_images\":4,\"image_return_format\":\"png\","
-			    "\"image_quality\":100,\"guidance_scale\":1,\"width\":64,\"height\":1024,"
+			    "\"image_quality\":100,\"guidance_scale\":1,\"width\":64,"
+			    "\"height\":1024,"
 			    "\"response_format\":\"B64_JSON\"}");
 
 	ASSERT_JSON(out, "{\"prompt\":\"p\",\"negative_prompt\":\"n\",\"num_inference_steps\":4,"
 			 "\"seed\":42,\"number_of_images\":4,\"image_return_format\":\"PNG\","
-			 "\"image_quality\":100,\"guidance_scale\":1.0,\"width\":64,\"height\":1024,"
+			 "\"image_quality\":100,\"guidance_scale\":1.0,\"width\":64,"
+			 "\"height\":1024,"
 			 "\"response_format\":\"b64_json\"}");
 	json_decref(out);
 	/* integral reals are integers; nulls are absent fields */
@@ -299,7 +303,8 @@ static const struct bad_case image_bad[] = {
 	 "num_inference_steps must be an integer between 4 and 50"},
 	{"{\"prompt\":\"p\",\"num_inference_steps\":51}", "num_inference_steps",
 	 "num_inference_steps must be an integer between 4 and 50"},
-	{"{\"prompt\":\"p\",\"num_inference_steps\":-1}", "num_inference_steps", "between 4 and 50"},
+	{"{\"prompt\":\"p\",\"num_inference_steps\":-1}", "num_inference_steps",
+	 "between 4 and 50"},
 	{"{\"prompt\":\"p\",\"num_inference_steps\":20.5}", "num_inference_steps", "an integer"},
 	{"{\"prompt\":\"p\",\"num_inference_steps\":1e308}", "num_inference_steps", "between 4"},
 	{"{\"prompt\":\"p\",\"num_inference_steps\":-1e308}", "num_inference_steps", "between 4"},
@@ -569,7 +574,8 @@ static void test_speech_defaults(void **state)
 	ASSERT_JSON(out, "{\"input\":\"hello\",\"voice\":\"default\",\"response_format\":\"wav\","
 			 "\"speed\":1.0,\"stream\":false}");
 	json_decref(out);
-	out = valid(TASK_SPEECH, "{\"text\":\"hello\",\"voice\":\"kal\",\"response_format\":\"MP3\","
+	out = valid(TASK_SPEECH, "{\"text\":\"hello\",\"voice\":\"kal\","
+				 "\"response_format\":\"MP3\","
 				 "\"speed\":0.25,\"stream\":true}");
 	ASSERT_JSON(out, "{\"input\":\"hello\",\"voice\":\"kal\",\"response_format\":\"mp3\","
 			 "\"speed\":0.25,\"stream\":true}");
@@ -648,7 +654,8 @@ static void test_video_defaults(void **state)
 {
 	json_t *out = valid(TASK_VIDEO_GEN, "{\"prompt\":\"waves\"}");
 
-	ASSERT_JSON(out, "{\"prompt\":\"waves\",\"negative_prompt\":\"\",\"num_inference_steps\":20,"
+	ASSERT_JSON(out, "{\"prompt\":\"waves\",\"negative_prompt\":\"\","
+			 "\"num_inference_steps\":20,"
 			 "\"num_frames\":16,\"width\":256,\"height\":256,\"fps\":8}");
 	ASSERT_ABSENT(out, "seed");
 	json_decref(out);
@@ -850,21 +857,22 @@ static void test_chat_rules(void **state)
 	json_decref(body);
 }
 
+static const struct bad_case completion_bad[] = {
+	{"{}", "prompt", "prompt is required"},
+	{"{\"prompt\":[]}", "prompt", "prompt must be a string or a non-empty array of strings"},
+	{"{\"prompt\":5}", "prompt", "prompt must be a string or a non-empty array"},
+	{"{\"prompt\":[1,2]}", "prompt[0]", "prompt[0] must be a string"},
+	{"{\"prompt\":[\"a\",\"b\\u0000\"]}", "prompt[1]",
+	 "prompt[1] must not contain NUL characters"},
+	{"{\"prompt\":\"a\",\"max_tokens\":0}", "max_tokens", "between 1 and 4096"},
+	{"{\"prompt\":\"a\",\"top_p\":-1}", "top_p", "greater than 0 and at most 1"},
+	{"{\"prompt\":\"a\",\"stop\":{}}", "stop", "stop must be a string or an array"},
+	{"{\"prompt\":\"a\",\"n\":3}", "n", "n must be 1"},
+	{"{\"prompt\":\"a\",\"stream\":null,\"seed\":\"x\"}", "seed", "seed must be"},
+};
+
 static void test_completion(void **state)
 {
-	static const struct bad_case bad[] = {
-		{"{}", "prompt", "prompt is required"},
-		{"{\"prompt\":[]}", "prompt", "prompt must be a string or a non-empty array of strings"},
-		{"{\"prompt\":5}", "prompt", "prompt must be a string or a non-empty array"},
-		{"{\"prompt\":[1,2]}", "prompt[0]", "prompt[0] must be a string"},
-		{"{\"prompt\":[\"a\",\"b\\u0000\"]}", "prompt[1]",
-		 "prompt[1] must not contain NUL characters"},
-		{"{\"prompt\":\"a\",\"max_tokens\":0}", "max_tokens", "between 1 and 4096"},
-		{"{\"prompt\":\"a\",\"top_p\":-1}", "top_p", "greater than 0 and at most 1"},
-		{"{\"prompt\":\"a\",\"stop\":{}}", "stop", "stop must be a string or an array"},
-		{"{\"prompt\":\"a\",\"n\":3}", "n", "n must be 1"},
-		{"{\"prompt\":\"a\",\"stream\":null,\"seed\":\"x\"}", "seed", "seed must be"},
-	};
 	json_t *out = valid(TASK_COMPLETION, "{\"prompt\":\"once\"}");
 
 	ASSERT_JSON(out, "{\"prompt\":[\"once\"],\"max_tokens\":256,\"temperature\":1.0,"
@@ -880,22 +888,23 @@ static void test_completion(void **state)
 	out = valid(TASK_COMPLETION, "{\"prompt\":\"\"}");
 	ASSERT_JSON(json_object_get(out, "prompt"), "[\"\"]");
 	json_decref(out);
-	RUN_BAD(TASK_COMPLETION, bad);
+	RUN_BAD(TASK_COMPLETION, completion_bad);
 }
+
+static const struct bad_case tokenize_bad[] = {
+	{"{}", "prompt", "prompt is required"},
+	{"{\"prompt\":5}", "prompt", "prompt must be a string"},
+	{"{\"prompt\":\"\\u0000\"}", "prompt", "prompt must not contain NUL characters"},
+	{"{\"prompt\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}", "messages",
+	 "messages must not be given together with prompt"},
+	{"{\"messages\":[]}", "messages", "messages must be a non-empty array"},
+	{"{\"messages\":[{\"role\":\"x\",\"content\":\"a\"}]}", "messages[0].role",
+	 "must be one of"},
+	{"{\"prompt\":\"a\",\"model\":1}", "model", "model must be a non-empty string"},
+};
 
 static void test_tokenize(void **state)
 {
-	static const struct bad_case bad[] = {
-		{"{}", "prompt", "prompt is required"},
-		{"{\"prompt\":5}", "prompt", "prompt must be a string"},
-		{"{\"prompt\":\"\\u0000\"}", "prompt", "prompt must not contain NUL characters"},
-		{"{\"prompt\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}", "messages",
-		 "messages must not be given together with prompt"},
-		{"{\"messages\":[]}", "messages", "messages must be a non-empty array"},
-		{"{\"messages\":[{\"role\":\"x\",\"content\":\"a\"}]}", "messages[0].role",
-		 "must be one of"},
-		{"{\"prompt\":\"a\",\"model\":1}", "model", "model must be a non-empty string"},
-	};
 	json_t *out = valid(TASK_TOKENIZE, "{\"prompt\":\"hello\",\"model\":\"m\"}");
 
 	ASSERT_JSON(out, "{\"prompt\":\"hello\",\"model\":\"m\"}");
@@ -906,23 +915,24 @@ static void test_tokenize(void **state)
 	out = valid(TASK_TOKENIZE, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
 	ASSERT_JSON(out, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
 	json_decref(out);
-	RUN_BAD(TASK_TOKENIZE, bad);
+	RUN_BAD(TASK_TOKENIZE, tokenize_bad);
 }
+
+static const struct bad_case detokenize_bad[] = {
+	{"{}", "tokens", "tokens is required"},
+	{"{\"tokens\":\"1,2\"}", "tokens", "tokens must be an array of non-negative integers"},
+	{"{\"tokens\":5}", "tokens", "tokens must be an array of non-negative integers"},
+	{"{\"tokens\":[1,-1]}", "tokens[1]",
+	 "tokens[1] must be an integer between 0 and 2147483647"},
+	{"{\"tokens\":[1.5]}", "tokens[0]", "tokens[0] must be an integer"},
+	{"{\"tokens\":[2147483648]}", "tokens[0]", "between 0 and 2147483647"},
+	{"{\"tokens\":[1e308]}", "tokens[0]", "between 0 and 2147483647"},
+	{"{\"tokens\":[\"1\"]}", "tokens[0]", "must be an integer"},
+	{"{\"tokens\":[null]}", "tokens[0]", "must be an integer"},
+};
 
 static void test_detokenize(void **state)
 {
-	static const struct bad_case bad[] = {
-		{"{}", "tokens", "tokens is required"},
-		{"{\"tokens\":\"1,2\"}", "tokens", "tokens must be an array of non-negative integers"},
-		{"{\"tokens\":5}", "tokens", "tokens must be an array of non-negative integers"},
-		{"{\"tokens\":[1,-1]}", "tokens[1]",
-		 "tokens[1] must be an integer between 0 and 2147483647"},
-		{"{\"tokens\":[1.5]}", "tokens[0]", "tokens[0] must be an integer"},
-		{"{\"tokens\":[2147483648]}", "tokens[0]", "between 0 and 2147483647"},
-		{"{\"tokens\":[1e308]}", "tokens[0]", "between 0 and 2147483647"},
-		{"{\"tokens\":[\"1\"]}", "tokens[0]", "must be an integer"},
-		{"{\"tokens\":[null]}", "tokens[0]", "must be an integer"},
-	};
 	json_t *out = valid(TASK_DETOKENIZE, "{\"tokens\":[1,2,2147483647,3.0]}");
 
 	ASSERT_JSON(out, "{\"tokens\":[1,2,2147483647,3]}");
@@ -930,24 +940,25 @@ static void test_detokenize(void **state)
 	out = valid(TASK_DETOKENIZE, "{\"tokens\":[],\"model\":\"m\"}");
 	ASSERT_JSON(out, "{\"tokens\":[],\"model\":\"m\"}");
 	json_decref(out);
-	RUN_BAD(TASK_DETOKENIZE, bad);
+	RUN_BAD(TASK_DETOKENIZE, detokenize_bad);
 }
+
+static const struct bad_case embed_bad[] = {
+	{"{}", "input", "input is required"},
+	{"{\"input\":\"\"}", "input", "input must be a non-empty string"},
+	{"{\"input\":[]}", "input",
+	 "input must be a string or a non-empty array of at most 2048 strings"},
+	{"{\"input\":7}", "input", "input must be a string or a non-empty array"},
+	{"{\"input\":[\"a\",\"\"]}", "input[1]", "input[1] must be a non-empty string"},
+	{"{\"input\":[[1,2]]}", "input[0]", "input[0] must be a non-empty string"},
+	{"{\"input\":[\"a\\u0000\"]}", "input[0]", "input[0] must not contain NUL characters"},
+	{"{\"input\":\"a\",\"encoding_format\":\"int8\"}", "encoding_format",
+	 "encoding_format must be one of float, base64"},
+	{"{\"input\":\"a\",\"model\":[]}", "model", "model must be a non-empty string"},
+};
 
 static void test_embed(void **state)
 {
-	static const struct bad_case bad[] = {
-		{"{}", "input", "input is required"},
-		{"{\"input\":\"\"}", "input", "input must be a non-empty string"},
-		{"{\"input\":[]}", "input",
-		 "input must be a string or a non-empty array of at most 2048 strings"},
-		{"{\"input\":7}", "input", "input must be a string or a non-empty array"},
-		{"{\"input\":[\"a\",\"\"]}", "input[1]", "input[1] must be a non-empty string"},
-		{"{\"input\":[[1,2]]}", "input[0]", "input[0] must be a non-empty string"},
-		{"{\"input\":[\"a\\u0000\"]}", "input[0]", "input[0] must not contain NUL characters"},
-		{"{\"input\":\"a\",\"encoding_format\":\"int8\"}", "encoding_format",
-		 "encoding_format must be one of float, base64"},
-		{"{\"input\":\"a\",\"model\":[]}", "model", "model must be a non-empty string"},
-	};
 	json_t *out = valid(TASK_EMBED, "{\"input\":\"text\"}");
 	json_t *body, *items;
 
@@ -955,9 +966,10 @@ static void test_embed(void **state)
 	json_decref(out);
 	out = valid(TASK_EMBED, "{\"input\":[\"a\",\"b\"],\"model\":\"e5\","
 				"\"encoding_format\":\"base64\",\"dimensions\":3}");
-	ASSERT_JSON(out, "{\"input\":[\"a\",\"b\"],\"model\":\"e5\",\"encoding_format\":\"base64\"}");
+	ASSERT_JSON(out, "{\"input\":[\"a\",\"b\"],\"model\":\"e5\","
+			 "\"encoding_format\":\"base64\"}");
 	json_decref(out);
-	RUN_BAD(TASK_EMBED, bad);
+	RUN_BAD(TASK_EMBED, embed_bad);
 
 	body = json_object();
 	items = json_array();
@@ -974,43 +986,44 @@ static void test_embed(void **state)
 
 /* ---- fine-tuning ---- */
 
+static const struct bad_case train_bad[] = {
+	{"{\"dataset\":\"d\"}", "model", "model is required"},
+	{"{\"model\":\"\",\"dataset\":\"d\"}", "model", "model must be a non-empty string"},
+	{"{\"model\":\"m\"}", "dataset", "dataset is required"},
+	{"{\"model\":\"m\",\"dataset\":5}", "dataset", "dataset must be a string or an object"},
+	{"{\"model\":\"m\",\"dataset\":[]}", "dataset", "dataset must be a string or an object"},
+	{"{\"model\":\"m\",\"dataset\":\"\"}", "dataset", "dataset must be a non-empty string"},
+	{"{\"model\":\"m\",\"dataset\":\"d\\u0000\"}", "dataset",
+	 "dataset must not contain NUL characters"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":\"x\"}", "hyperparameters",
+	 "hyperparameters must be an object"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"n_steps\":0}}",
+	 "hyperparameters.n_steps",
+	 "hyperparameters.n_steps must be an integer between 1 and 100000"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"steps\":100001}}",
+	 "hyperparameters.steps", "hyperparameters.steps must be an integer between 1 and 100000"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"steps\":5,\"n_steps\":6}}",
+	 "hyperparameters.steps", "hyperparameters.steps must equal hyperparameters.n_steps"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"learning_rate\":0}}",
+	 "hyperparameters.learning_rate",
+	 "hyperparameters.learning_rate must be a number greater than 0 and at most 1"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"learning_rate\":1.5}}",
+	 "hyperparameters.learning_rate", "greater than 0 and at most 1"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"learning_rate\":1e308}}",
+	 "hyperparameters.learning_rate", "greater than 0 and at most 1"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"batch_size\":1025}}",
+	 "hyperparameters.batch_size",
+	 "hyperparameters.batch_size must be an integer between 1 and 1024"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"lora_rank\":257}}",
+	 "hyperparameters.lora_rank",
+	 "hyperparameters.lora_rank must be an integer between 1 and 256"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"lora_rank\":-1}}",
+	 "hyperparameters.lora_rank", "between 1 and 256"},
+	{"{\"model\":\"m\",\"dataset\":\"d\",\"suffix\":1}", "suffix", "suffix must be a string"},
+};
+
 static void test_train(void **state)
 {
-	static const struct bad_case bad[] = {
-		{"{\"dataset\":\"d\"}", "model", "model is required"},
-		{"{\"model\":\"\",\"dataset\":\"d\"}", "model", "model must be a non-empty string"},
-		{"{\"model\":\"m\"}", "dataset", "dataset is required"},
-		{"{\"model\":\"m\",\"dataset\":5}", "dataset", "dataset must be a string or an object"},
-		{"{\"model\":\"m\",\"dataset\":[]}", "dataset", "dataset must be a string or an object"},
-		{"{\"model\":\"m\",\"dataset\":\"\"}", "dataset", "dataset must be a non-empty string"},
-		{"{\"model\":\"m\",\"dataset\":\"d\\u0000\"}", "dataset",
-		 "dataset must not contain NUL characters"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":\"x\"}", "hyperparameters",
-		 "hyperparameters must be an object"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"n_steps\":0}}",
-		 "hyperparameters.n_steps",
-		 "hyperparameters.n_steps must be an integer between 1 and 100000"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"steps\":100001}}",
-		 "hyperparameters.steps", "hyperparameters.steps must be an integer between 1 and 100000"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"steps\":5,\"n_steps\":6}}",
-		 "hyperparameters.steps", "hyperparameters.steps must equal hyperparameters.n_steps"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"learning_rate\":0}}",
-		 "hyperparameters.learning_rate",
-		 "hyperparameters.learning_rate must be a number greater than 0 and at most 1"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"learning_rate\":1.5}}",
-		 "hyperparameters.learning_rate", "greater than 0 and at most 1"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"learning_rate\":1e308}}",
-		 "hyperparameters.learning_rate", "greater than 0 and at most 1"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"batch_size\":1025}}",
-		 "hyperparameters.batch_size",
-		 "hyperparameters.batch_size must be an integer between 1 and 1024"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"lora_rank\":257}}",
-		 "hyperparameters.lora_rank",
-		 "hyperparameters.lora_rank must be an integer between 1 and 256"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"lora_rank\":-1}}",
-		 "hyperparameters.lora_rank", "between 1 and 256"},
-		{"{\"model\":\"m\",\"dataset\":\"d\",\"suffix\":1}", "suffix", "suffix must be a string"},
-	};
 	json_t *out = valid(TASK_TRAIN, "{\"model\":\"tiny-llama\",\"dataset\":\"alpaca\"}");
 
 	ASSERT_JSON(out, "{\"model\":\"tiny-llama\",\"dataset\":\"alpaca\",\"hyperparameters\":"
@@ -1035,7 +1048,7 @@ static void test_train(void **state)
 				"\"hyperparameters\":{\"steps\":7,\"n_steps\":7}}");
 	ASSERT_INT(json_object_get(out, "hyperparameters"), "n_steps", 7);
 	json_decref(out);
-	RUN_BAD(TASK_TRAIN, bad);
+	RUN_BAD(TASK_TRAIN, train_bad);
 	check_long(TASK_TRAIN, "suffix", 64, "{\"model\":\"m\",\"dataset\":\"d\"}",
 		   "suffix must be at most 64 characters");
 }
@@ -1092,8 +1105,9 @@ static void test_output_never_aliases_input(void **state)
 	check_no_alias(TASK_SPEECH, "{\"text\":\"t\",\"voice\":\"v\",\"speed\":2.5}");
 	check_no_alias(TASK_VIDEO_GEN, "{\"prompt\":\"p\",\"negative_prompt\":\"n\"}");
 	check_no_alias(TASK_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"c\"},"
-				  "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"t\"}]}],"
-				  "\"stop\":[\"s\"],\"model\":\"m\",\"seed\":\"18446744073709551615\","
+				  "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+				  "\"text\":\"t\"}]}],\"stop\":[\"s\"],\"model\":\"m\","
+				  "\"seed\":\"18446744073709551615\","
 				  "\"stream_options\":{\"include_usage\":false},\"top_p\":0.5}");
 	check_no_alias(TASK_COMPLETION, "{\"prompt\":[\"a\",\"b\"],\"stop\":\"s\"}");
 	check_no_alias(TASK_TOKENIZE, "{\"prompt\":\"p\",\"model\":\"m\"}");
@@ -1110,12 +1124,14 @@ static void test_body_unchanged_on_success(void **state)
 		enum task_kind kind;
 		const char *body;
 	} cases[] = {
-		{TASK_IMAGE_GEN, "{\"prompt\":\"p\",\"n\":2,\"size\":\"64x64\",\"image_return_format\":"
+		{TASK_IMAGE_GEN, "{\"prompt\":\"p\",\"n\":2,\"size\":\"64x64\","
+				 "\"image_return_format\":"
 				 "\"png\",\"model\":\"x\"}"},
 		{TASK_SPEECH, "{\"text\":\"t\"}"},
 		{TASK_CHAT, "{\"messages\":[{\"role\":\"USER\",\"content\":[{\"type\":\"text\","
 			    "\"text\":\"t\"}]}],\"max_completion_tokens\":5,\"stop\":\"x\"}"},
-		{TASK_TRAIN, "{\"model\":\"m\",\"dataset\":\"d\",\"hyperparameters\":{\"steps\":3}}"},
+		{TASK_TRAIN, "{\"model\":\"m\",\"dataset\":\"d\","
+			     "\"hyperparameters\":{\"steps\":3}}"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
