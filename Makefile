@@ -17,7 +17,7 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 OPT ?= -O2
-CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -Isrc -D_GNU_SOURCE
+CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -D_GNU_SOURCE
 ifeq ($(DEVELOPER),1)
 CFLAGS_BASE += -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -Wformat=2 -Wvla

@@ -498,7 +498,13 @@ int worker_main(const struct config *cfg, const char *worker_id, int ipc_fd, int
 	pthread_mutex_init(&ctx.lock, NULL);
 	pthread_cond_init(&ctx.cond, NULL);
 	snprintf(ctx.dev.ids, sizeof(ctx.dev.ids), "%s", worker_id);
-	ctx.dev.threads = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
+	if (cfg->worker_threads > 0) {
+		ctx.dev.threads = cfg->worker_threads;
+	} else {
+		/* the machine's cores shared between the workers */
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		ctx.dev.threads = (int)MAX(1, cores / MAX(1, cfg->n_devices));
+	}
 	if (progress_map(progress_fd, &ctx.progress) < 0) {
 		log_error("cannot map the progress page");
 		return WORKER_EXIT_USAGE;

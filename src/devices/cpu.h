@@ -6,9 +6,23 @@
  * kernels on it through cpu_device_parallel(), and the device's ping is a
  * checked round trip through every pool thread.
  *
+ * ping: every pool thread computes a small sum stamped with the ping's
+ * generation; the caller waits for all of them until a CLOCK_MONOTONIC
+ * deadline. -ETIMEDOUT when a thread did not answer in time (stalled, hung),
+ * -EIO on a wrong answer (reported first when both happen). Answers that
+ * arrive after their ping gave up are dropped, never counted for a newer one.
+ * Fault injection: hang_ping blocks the pool threads in faults_hang() inside
+ * the kernel, error_ping makes the last thread answer wrong.
+ *
+ * close: stops and joins the threads. When one has not stopped within 1 s (a
+ * wedged device: a thread hung in a kernel or an injected hang), close
+ * detaches them all and deliberately leaks the device's pool state, which a
+ * stuck thread may still touch when it wakes; the caller's struct device is
+ * never touched by pool threads and stays the caller's.
+ *
  * Calls on one device are serialised: a second cpu_device_parallel() (or a
- * ping) from another thread waits until the pool is free. None of these may
- * race with the device's close. */
+ * ping) from another thread waits until the pool is free (a ping only until
+ * its deadline). None of these may race with the device's close. */
 #ifndef MEDIAD_DEVICES_CPU_H
 #define MEDIAD_DEVICES_CPU_H
 

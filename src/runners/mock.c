@@ -22,6 +22,7 @@
 #include "media.h"
 #include "runner.h"
 #include "util.h"
+#include "validate.h"
 
 #define DIM 64
 
@@ -154,11 +155,10 @@ static int run_steps(struct mock *m, struct runner_task **batch, size_t n,
 
 static uint64_t task_seed(json_t *params)
 {
-	json_t *s = json_object_get(params, "seed");
 	uint64_t seed;
 
-	if (json_is_integer(s))
-		return (uint64_t)json_integer_value(s);
+	if (validate_params_seed(params, &seed) == 0)
+		return seed;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = now_ns();
 	return seed & 0x7fffffffffffffffull;
@@ -462,7 +462,9 @@ static void reply_text(struct mock *m, struct runner_ctx *ctx, struct runner_tas
 		json_t *model = json_object_get(p, "model");
 		buf_reset(&pt);
 		prompt_text(p, &pt);
-		g->h = hash_str(pt.data ? pt.data : "", (uint64_t)json_integer_value(json_object_get(p, "seed")));
+		uint64_t seed = 0;
+		validate_params_seed(p, &seed);
+		g->h = hash_str(pt.data ? pt.data : "", seed);
 		g->n_tokens = MIN(max_tokens, 16);
 		snprintf(g->id, sizeof(g->id), "%s-%016llx", batch[i]->kind == TASK_CHAT ? "chatcmpl" : "cmpl",
 			 (unsigned long long)batch[i]->id);
