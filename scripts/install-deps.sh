@@ -10,6 +10,7 @@ PKGS=(
   libxxhash-dev libsodium-dev
   libspng-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libsndfile1-dev libsoxr-dev
+  libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us flite1-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libblis-dev
   libcmocka-dev

@@ -153,6 +153,7 @@ struct server {
 	double next_tick;
 	double batch_wake;
 	int resumed;           /* connections resumed this loop iteration */
+	double mhd_due;        /* when libmicrohttpd wants MHD_run again (0 = only on events) */
 
 	/* metric families */
 	struct metric_family *m_requests, *m_duration, *m_queue, *m_ready, *m_alive,

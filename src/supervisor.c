@@ -170,24 +170,20 @@ static void expire_deadlines(struct server *s, double now)
 	}
 }
 
-/* Requests queued while no worker can take them: answer 503 at once rather
- * than let them wait for a deadline (HEALTH.md: never queued to a dead worker). */
+/* Requests queued while no worker can take them are answered 503 at once
+ * rather than left to wait for a restart or their deadline (HEALTH.md: fail
+ * over to other ready workers, or 503 when none; never queued to a dead
+ * worker). Admission already refuses new requests in that state. */
 static void fail_queue_if_hopeless(struct server *s)
 {
-	if (sched_any_dispatchable(&s->sched) || !s->ever_ready)
-		return;
-	/* a restart in progress can still come back: keep requests only while a
-	 * worker is warming or will be restarted, and only if serving is possible */
-	for (int i = 0; i < s->n_workers; i++) {
-		enum worker_state st = s->workers[i].state;
-		if (st == W_SPAWNING || st == W_WARMING || st == W_DOWN)
-			return;
-	}
 	char why[512];
+
+	if (!s->sched.q_head || sched_any_dispatchable(&s->sched))
+		return;
 	server_not_serving_reason(s, why, sizeof(why));
 	while (s->sched.q_head)
 		server_fail_request(s, (struct pending *)s->sched.q_head, 503,
-				    why[0] ? why : "no workers are ready");
+				    why[0] ? why : "no worker can take the request");
 }
 
 static void handle_signals(struct server *s)
@@ -297,8 +293,14 @@ static int loop_timeout_ms(struct server *s, double now)
 	double ms = (t - now) * 1000.0;
 	if (ms < 0)
 		ms = 0;
-	if (MHD_get_timeout(s->mhd, &mhd_to) == MHD_YES && (double)mhd_to < ms)
-		ms = (double)mhd_to;
+	s->mhd_due = 0;
+	if (MHD_get_timeout(s->mhd, &mhd_to) == MHD_YES) {
+		/* libmicrohttpd has work of its own (ready connections in its
+		 * edge-triggered list, connection timeouts): run it when due */
+		s->mhd_due = now + (double)mhd_to / 1000.0;
+		if ((double)mhd_to < ms)
+			ms = (double)mhd_to;
+	}
 	return (int)ceil(ms);
 }
 
@@ -431,6 +433,8 @@ int server_run(struct config *cfg, const char *self_exe)
 				workers_on_io(s, &s->workers[tag - TAG_WORKER], evs[i].events);
 		}
 		now = now_s();
+		if (s->mhd_due > 0 && now >= s->mhd_due)
+			http_run(s);
 		if (now >= s->next_tick) {
 			workers_tick(s, now);
 			notify_status(s, now);
