@@ -21,6 +21,8 @@ double now_s(void);
 /* Wall clock, seconds since the epoch (for timestamps shown to users). */
 double wall_s(void);
 
+#include "banned.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
