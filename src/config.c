@@ -28,6 +28,7 @@
 _Static_assert(sizeof(enum runner_kind) == sizeof(int), "enum runner_kind is not int-sized");
 _Static_assert(sizeof(enum on_dead) == sizeof(int), "enum on_dead is not int-sized");
 _Static_assert(sizeof(enum mock_deep_fail) == sizeof(int), "enum mock_deep_fail is not int-sized");
+_Static_assert(sizeof(enum dit_preset) == sizeof(int), "enum dit_preset is not int-sized");
 
 enum cfg_type { CT_INT, CT_INT64, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_SERVICE, CT_DEVICES };
 enum cfg_group { CG_SERVER, CG_CANARY, CG_MOCK };
@@ -59,6 +60,11 @@ static const struct enum_name level_names[] = {
 
 static const struct enum_name on_dead_names[] = {
 	{"gate", ON_DEAD_GATE, 0}, {"restart", ON_DEAD_RESTART, 0}, {"exit", ON_DEAD_EXIT, 0},
+	{NULL, 0, 0},
+};
+
+static const struct enum_name dit_preset_names[] = {
+	{"tiny", DIT_PRESET_TINY, 0}, {"small", DIT_PRESET_SMALL, 0}, {"base", DIT_PRESET_BASE, 0},
 	{NULL, 0, 0},
 };
 
@@ -143,6 +149,8 @@ static const struct setting settings[] = {
 	      "longest audio accepted for transcription"),
 	S_STR(SV, "MODEL_WEIGHTS_PATH", NULL, model_weights_path, "",
 	      "weights file for the runner; empty = runner default"),
+	S_ENUM(SV, "DIT_PRESET", NULL, dit_preset, "small", dit_preset_names,
+	       "dit runner model size: tiny (tests), small (about DiT-S), base (about DiT-B)"),
 
 	/* canary */
 	S_BOOL(CN, "CANARY_ENABLED", canary_enabled, "true",

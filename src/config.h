@@ -29,6 +29,7 @@ enum service {
 
 enum on_dead { ON_DEAD_GATE, ON_DEAD_RESTART, ON_DEAD_EXIT };
 enum mock_deep_fail { MOCK_DEEP_NONE, MOCK_DEEP_ERROR, MOCK_DEEP_HANG };
+enum dit_preset { DIT_PRESET_TINY, DIT_PRESET_SMALL, DIT_PRESET_BASE };
 
 struct config {
 	/* server */
@@ -56,6 +57,7 @@ struct config {
 	int enable_fault_injection;    /* ENABLE_FAULT_INJECTION, false */
 	double max_audio_duration_seconds; /* MAX_AUDIO_..., 60 (0.1..86400) */
 	char *model_weights_path;      /* MODEL_WEIGHTS_PATH, "" */
+	enum dit_preset dit_preset;    /* DIT_PRESET, small: size of the dit runner's model */
 
 	/* canary (HEALTH.md section 4) */
 	int canary_enabled;                     /* CANARY_ENABLED, true */

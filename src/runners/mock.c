@@ -157,7 +157,7 @@ static uint64_t task_seed(json_t *params)
 {
 	uint64_t seed;
 
-	if (validate_params_seed(params, &seed) == 0)
+	if (validate_params_seed(params, &seed) == 1)
 		return seed;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = now_ns();
