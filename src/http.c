@@ -993,6 +993,15 @@ static int first_call(struct server *s, struct hreq *h, const char *url, const c
 		respond_unauthorized(s, h);
 		return 1;
 	}
+	if (h->match.route->services == SVC_TRAINING) {
+		const char *org = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							      "X-TT-Organization");
+		if (!org || !*org) {
+			respond_err(s, h, AE_UNAUTHORIZED, NULL,
+				    "X-TT-Organization header is required");
+			return 1;
+		}
+	}
 	if (is_inference(h->match.route) && !server_is_serving(s)) {
 		handle(s, h); /* answers 503 before reading any body */
 		return 1;
