@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 struct ipc_out_frame {
@@ -176,8 +177,15 @@ static void fill_hdr(struct ipc_hdr *h, uint16_t type, uint32_t flags, uint32_t 
 void ipc_out_push(struct ipc_out *o, uint16_t type, uint32_t flags, uint32_t aux, uint64_t id,
 		  const void *payload, size_t len, int fd)
 {
-	struct ipc_out_frame *f = xmalloc(sizeof(*f) + sizeof(struct ipc_hdr) + len);
+	struct ipc_out_frame *f;
 	struct ipc_hdr h;
+
+	if (len > IPC_MAX_PAYLOAD) {
+		/* a programming error: payloads this large travel through a memfd */
+		log_error("ipc: %zu-byte %s frame exceeds the inline limit", len, ipc_type_name(type));
+		abort();
+	}
+	f = xmalloc(sizeof(*f) + sizeof(struct ipc_hdr) + len);
 
 	fill_hdr(&h, type, flags, aux, id, len, fd);
 	memcpy(f->data, &h, sizeof(h));

@@ -53,7 +53,8 @@ struct ipc_hdr {
 };
 
 /* A received frame; payload points into the reader's buffer and is valid
- * until the next ipc_reader_next call. fd is -1 or owned by the caller. */
+ * until the next ipc_reader_fill or ipc_reader_feed call. fd is -1 or owned
+ * by the caller. */
 struct ipc_frame {
 	struct ipc_hdr hdr;
 	const char *payload;

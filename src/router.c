@@ -155,8 +155,10 @@ void router_allow_header(unsigned methods, char *out, size_t n)
 		if (!(methods & (1u << i)))
 			continue;
 		int w = snprintf(out + len, n - len, "%s%s", len ? ", " : "", names[i]);
-		if (w < 0 || (size_t)w >= n - len)
+		if (w < 0 || (size_t)w >= n - len) {
+			out[len] = 0; /* never leave half a name */
 			break;
+		}
 		len += (size_t)w;
 	}
 }

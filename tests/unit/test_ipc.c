@@ -8,7 +8,8 @@
  * interleaved with frames without one and each fd is checked by reading the
  * content back through it. The same byte stream fed one byte at a time gives
  * the same frames; corrupt headers give -EPROTO; EOF gives 0; queued and
- * unclaimed fds are closed on release. Every test counts /proc/self/fd
+ * unclaimed fds are closed on release, and an ipc_send cut short by a
+ * signal resumes. Every test that opens descriptors counts /proc/self/fd
  * before and after, so a leaked descriptor fails it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,10 +20,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,13 +91,21 @@ static uint8_t pattern(size_t i, unsigned seed)
 	return (uint8_t)(i * 131u + seed * 71u + (i >> 9));
 }
 
-static uint8_t *make_payload(size_t n, unsigned seed)
+/* Helpers named raw_ use no cmocka assertion: a forked child calls them. */
+static uint8_t *raw_payload(size_t n, unsigned seed)
 {
 	uint8_t *p = malloc(n ? n : 1);
 
-	assert_non_null(p);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; p && i < n; i++)
 		p[i] = pattern(i, seed);
+	return p;
+}
+
+static uint8_t *make_payload(size_t n, unsigned seed)
+{
+	uint8_t *p = raw_payload(n, seed);
+
+	assert_non_null(p);
 	return p;
 }
 
@@ -105,20 +119,35 @@ static int payload_ok(const void *p, size_t n, unsigned seed)
 	return 1;
 }
 
-/* A memfd holding `n` pattern bytes (seed), positioned at 0. */
-static int make_memfd(size_t n, unsigned seed)
+/* A memfd holding `n` pattern bytes (seed), or -1. */
+static int raw_memfd(size_t n, unsigned seed)
 {
 	int fd = memfd_create("test-ipc", MFD_CLOEXEC);
-	uint8_t *p = make_payload(n, seed);
+	uint8_t *p = raw_payload(n, seed);
 	size_t off = 0;
 
-	assert_true(fd >= 0);
-	while (off < n) {
+	while (fd >= 0 && p && off < n) {
 		ssize_t w = write(fd, p + off, n - off);
-		assert_true(w > 0);
+		if (w <= 0) {
+			close(fd);
+			fd = -1;
+			break;
+		}
 		off += (size_t)w;
 	}
+	if (!p && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
 	free(p);
+	return fd;
+}
+
+static int make_memfd(size_t n, unsigned seed)
+{
+	int fd = raw_memfd(n, seed);
+
+	assert_true(fd >= 0);
 	return fd;
 }
 
@@ -241,11 +270,11 @@ static int pump(struct ipc_out *o, int sv[2], struct rx *x)
 static void test_out_to_reader_sizes(void **state)
 {
 	static const struct want w[] = {
-		{IPC_TASK, 0, 7, 1000, 0, 1, -1, 0},
-		{IPC_TASK, IPC_F_BATCH_MORE, 8, 1001, 1, 2, -1, 0},
-		{IPC_RESULT, 0, 200, 1002, 64 * KIB, 3, -1, 0},
-		{IPC_CHUNK, 0, 0, UINT64_MAX, MIB, 4, -1, 0},
-		{IPC_SHUTDOWN, 0, UINT32_MAX, 0, 0, 5, -1, 0},
+	    {IPC_TASK, 0, 7, 1000, 0, 1, -1, 0},
+	    {IPC_TASK, IPC_F_BATCH_MORE, 8, 1001, 1, 2, -1, 0},
+	    {IPC_RESULT, 0, 200, 1002, 64 * KIB, 3, -1, 0},
+	    {IPC_CHUNK, 0, 0, UINT64_MAX, MIB, 4, -1, 0},
+	    {IPC_SHUTDOWN, 0, UINT32_MAX, 0, 0, 5, -1, 0},
 	};
 	const int n = (int)(sizeof(w) / sizeof(w[0]));
 	int fds0 = count_fds();
@@ -294,14 +323,17 @@ static void *sender_main(void *arg)
 	s->rc = 0;
 	for (int i = 0; i < s->n && !s->rc; i++) {
 		const struct want *w = &s->want[i];
-		uint8_t *p = make_payload(w->len, w->seed);
+		uint8_t *p = raw_payload(w->len, w->seed);
 		size_t cut = w->len * (size_t)(i % 3) / 2;
-		int fd = w->fd_len >= 0 ? make_memfd((size_t)w->fd_len, w->fd_seed) : -1;
+		int fd = w->fd_len >= 0 ? raw_memfd((size_t)w->fd_len, w->fd_seed) : -1;
 
 		if (cut > w->len)
 			cut = w->len;
-		s->rc = ipc_send(s->sock, w->type, w->flags, w->aux, w->id, p, cut, p + cut,
-				 w->len - cut, fd);
+		if (!p || (w->fd_len >= 0 && fd < 0))
+			s->rc = -ENOMEM;
+		else
+			s->rc = ipc_send(s->sock, w->type, w->flags, w->aux, w->id, p, cut, p + cut,
+			                 w->len - cut, fd);
 		if (fd >= 0)
 			close(fd); /* ipc_send does not take it */
 		free(p);
@@ -330,11 +362,9 @@ static void receive_all(struct rx *x, int sock, int until_eof)
 static void test_send_blocking_thread(void **state)
 {
 	static const struct want w[] = {
-		{IPC_HELLO, 0, 0, 0, 0, 11, -1, 0},
-		{IPC_READY, 0, 1, 2, 1, 12, -1, 0},
-		{IPC_RESULT, 0, 200, 3, 64 * KIB, 13, -1, 0},
-		{IPC_RESULT, 0, 201, 4, MIB, 14, -1, 0},
-		{IPC_PROBE_RESULT, 0, 2, 5, 3, 15, -1, 0},
+	    {IPC_HELLO, 0, 0, 0, 0, 11, -1, 0},           {IPC_READY, 0, 1, 2, 1, 12, -1, 0},
+	    {IPC_RESULT, 0, 200, 3, 64 * KIB, 13, -1, 0}, {IPC_RESULT, 0, 201, 4, MIB, 14, -1, 0},
+	    {IPC_PROBE_RESULT, 0, 2, 5, 3, 15, -1, 0},
 	};
 	const int n = (int)(sizeof(w) / sizeof(w[0]));
 	int fds0 = count_fds();
@@ -369,7 +399,7 @@ static void test_send_too_big(void **state)
 	make_pair(sv, 0);
 	/* rejected before anything is read or sent */
 	assert_int_equal(ipc_send(sv[1], IPC_RESULT, 0, 0, 1, &one, IPC_MAX_PAYLOAD, &one, 1, -1),
-			 -EMSGSIZE);
+	                 -EMSGSIZE);
 	assert_int_equal(recv(sv[0], &b, 1, MSG_DONTWAIT), -1);
 	assert_int_equal(errno, EAGAIN);
 	close_pair(sv);
@@ -378,14 +408,14 @@ static void test_send_too_big(void **state)
 /* Interleaved frames with and without fds; the fd frames are not all
  * adjacent and one follows an inline frame larger than the socket buffer. */
 static const struct want fd_frames[] = {
-	{IPC_TASK, 0, 1, 1, 10, 21, 5, 31},
-	{IPC_TASK, 0, 1, 2, MIB, 22, -1, 0},
-	{IPC_TASK, IPC_F_BATCH_MORE, 1, 3, 0, 23, 4096, 33},
-	{IPC_CANCEL, 0, 0, 4, 0, 24, -1, 0},
-	{IPC_TASK, 0, 1, 5, 100, 25, 0, 35}, /* an empty memfd is still an fd */
-	{IPC_TASK, 0, 1, 6, 7, 26, MIB, 36},
-	{IPC_FAULT, 0, 0, 7, 20, 27, -1, 0},
-	{IPC_RESULT, 0, 200, 8, 64 * KIB, 28, 100, 38},
+    {IPC_TASK, 0, 1, 1, 10, 21, 5, 31},
+    {IPC_TASK, 0, 1, 2, MIB, 22, -1, 0},
+    {IPC_TASK, IPC_F_BATCH_MORE, 1, 3, 0, 23, 4096, 33},
+    {IPC_CANCEL, 0, 0, 4, 0, 24, -1, 0},
+    {IPC_TASK, 0, 1, 5, 100, 25, 0, 35}, /* an empty memfd is still an fd */
+    {IPC_TASK, 0, 1, 6, 7, 26, MIB, 36},
+    {IPC_FAULT, 0, 0, 7, 20, 27, -1, 0},
+    {IPC_RESULT, 0, 200, 8, 64 * KIB, 28, 100, 38},
 };
 #define N_FD_FRAMES ((int)(sizeof(fd_frames) / sizeof(fd_frames[0])))
 
@@ -411,6 +441,127 @@ static void test_fd_frames_out_queue(void **state)
 	assert_int_equal(count_fds(), fds0);
 }
 
+/* Several fds waiting in the reader at once are handed out in send order. */
+static void test_fd_queue_fifo(void **state)
+{
+	static const struct want w[] = {
+	    {IPC_TASK, 0, 1, 1, 3, 81, 11, 91}, {IPC_CANCEL, 0, 0, 2, 0, 82, -1, 0},
+	    {IPC_TASK, 0, 1, 3, 5, 83, 22, 93}, {IPC_TASK, 0, 1, 4, 0, 84, 33, 94},
+	    {IPC_FAULT, 0, 0, 5, 9, 85, -1, 0}, {IPC_TASK, 0, 1, 6, 1, 86, 44, 96},
+	};
+	const int n = (int)(sizeof(w) / sizeof(w[0]));
+	int fds0 = count_fds();
+	struct rx x = {.want = w, .n_want = n};
+	struct ipc_out o;
+	int sv[2];
+	ssize_t r;
+
+	make_pair(sv, 1);
+	ipc_out_init(&o);
+	ipc_reader_init(&x.rd);
+	for (int i = 0; i < n; i++)
+		push_want(&o, &w[i]);
+	assert_int_equal(ipc_out_flush(&o, sv[0]), 0);
+	/* read everything before claiming anything */
+	while ((r = ipc_reader_fill(&x.rd, sv[1])) > 0)
+		;
+	assert_int_equal(r, -EAGAIN);
+	assert_int_equal(x.rd.n_fds, 4);
+	rx_next_all(&x);
+	assert_int_equal(x.got, n);
+	assert_int_equal(x.rd.n_fds, 0);
+	ipc_out_release(&o);
+	ipc_reader_release(&x.rd);
+	close_pair(sv);
+	assert_int_equal(count_fds(), fds0);
+}
+
+/* A blocking ipc_send interrupted by a signal after part of the frame went
+ * out resumes where it stopped. */
+struct slow_sender {
+	int sock;
+	size_t len;
+	int rc;
+	int tid;
+};
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+static void *slow_main(void *arg)
+{
+	struct slow_sender *s = arg;
+	uint8_t *p = raw_payload(s->len, 61);
+
+	__atomic_store_n(&s->tid, (int)gettid(), __ATOMIC_RELEASE);
+	s->rc = p ? ipc_send(s->sock, IPC_RESULT, 0, 200, 77, p, s->len / 3, p + s->len / 3,
+	                     s->len - s->len / 3, -1)
+	          : -ENOMEM;
+	free(p);
+	return NULL;
+}
+
+/* Scheduler state letter of a thread of this process ('S': sleeping). */
+static char thread_state(int tid)
+{
+	char path[64], line[512];
+	FILE *f;
+	char st = '?';
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return st;
+	if (fgets(line, sizeof(line), f)) {
+		char *e = strrchr(line, ')');
+		if (e && e[1] == ' ')
+			st = e[2];
+	}
+	fclose(f);
+	return st;
+}
+
+static void test_send_interrupted_resumes(void **state)
+{
+	static const struct want w[] = {{IPC_RESULT, 0, 200, 77, MIB, 61, -1, 0}};
+	int fds0 = count_fds();
+	struct rx x = {.want = w, .n_want = 1};
+	struct slow_sender s = {.len = MIB, .rc = -1};
+	struct sigaction sa, old;
+	pthread_t th;
+	int sv[2], tid = 0, queued = 0;
+	long spins;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1; /* no SA_RESTART: the send is cut short */
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	make_pair(sv, 0);
+	ipc_reader_init(&x.rd);
+	s.sock = sv[1];
+	assert_int_equal(pthread_create(&th, NULL, slow_main, &s), 0);
+	/* wait until the sender has filled the socket and sleeps in sendmsg */
+	for (spins = 0; spins < 100000000L; spins++) {
+		tid = __atomic_load_n(&s.tid, __ATOMIC_ACQUIRE);
+		if (tid && ioctl(sv[0], FIONREAD, &queued) == 0 && queued > 0 &&
+		    thread_state(tid) == 'S')
+			break;
+		sched_yield();
+	}
+	assert_true(queued > 0);
+	assert_int_equal(pthread_kill(th, SIGUSR1), 0);
+	receive_all(&x, sv[0], 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(x.got, 1);
+	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+	ipc_reader_release(&x.rd);
+	close_pair(sv);
+	assert_int_equal(count_fds(), fds0);
+}
+
 static void test_fd_frames_forked_child(void **state)
 {
 	int fds0 = count_fds();
@@ -425,6 +576,7 @@ static void test_fd_frames_forked_child(void **state)
 		struct sender s = {.sock = sv[1], .want = fd_frames, .n = N_FD_FRAMES};
 		close(sv[0]);
 		sender_main(&s);
+		close(sv[1]);
 		_exit(s.rc == 0 ? 0 : 10);
 	}
 	close(sv[1]);
@@ -442,12 +594,12 @@ static void test_fd_frames_forked_child(void **state)
 
 /* The byte stream of several frames as a worker writes it. */
 static const struct want stream_frames[] = {
-	{IPC_HELLO, 0, 0, 0, 11, 41, -1, 0},
-	{IPC_CHUNK, 0, 0, 9, 0, 42, -1, 0},
-	{IPC_CHUNK, 0, 0, 9, 1, 43, -1, 0},
-	{IPC_END, 0, 200, 9, 300, 44, -1, 0},
-	{IPC_RESULT, 0, 200, 10, 70 * KIB, 45, -1, 0},
-	{IPC_PROBE_RESULT, 0, 1, 3, 57, 46, -1, 0},
+    {IPC_HELLO, 0, 0, 0, 11, 41, -1, 0},
+    {IPC_CHUNK, 0, 0, 9, 0, 42, -1, 0},
+    {IPC_CHUNK, 0, 0, 9, 1, 43, -1, 0},
+    {IPC_END, 0, 200, 9, 300, 44, -1, 0},
+    {IPC_RESULT, 0, 200, 10, 70 * KIB, 45, -1, 0},
+    {IPC_PROBE_RESULT, 0, 1, 3, 57, 46, -1, 0},
 };
 #define N_STREAM ((int)(sizeof(stream_frames) / sizeof(stream_frames[0])))
 
@@ -604,8 +756,9 @@ static void test_corrupt_streams(void **state)
 	h = hdr(IPC_MAGIC, IPC_TASK, 0, IPC_F_FD | IPC_F_BATCH_MORE);
 	assert_int_equal(next_after_feed(&h, NULL, 0), -EPROTO);
 
-	/* a good frame, then garbage: the good one is delivered first, and the
-	 * error sticks */
+	/* a good frame, then garbage: the good one is delivered first; the
+	 * garbage is undecided while shorter than a header, then an error that
+	 * sticks */
 	struct ipc_reader rd;
 	struct ipc_frame f;
 	h = hdr(IPC_MAGIC, IPC_CHUNK, 4, 0);
@@ -613,22 +766,15 @@ static void test_corrupt_streams(void **state)
 	assert_int_equal(ipc_reader_feed(&rd, &h, sizeof(h)), 0);
 	assert_int_equal(ipc_reader_feed(&rd, "abcd", 4), 0);
 	assert_int_equal(ipc_reader_feed(&rd, pad, sizeof(pad)), 0);
-	assert_int_equal(ipc_reader_next(&rd, &f), 0); /* 16 bytes: not a header yet */
-	assert_int_equal(ipc_reader_feed(&rd, pad, sizeof(pad)), 0);
-	/* the first next of this reader already consumed the good frame */
-	assert_int_equal(ipc_reader_next(&rd, &f), -EPROTO);
-	assert_int_equal(ipc_reader_next(&rd, &f), -EPROTO);
-	ipc_reader_release(&rd);
-
-	ipc_reader_init(&rd);
-	assert_int_equal(ipc_reader_feed(&rd, &h, sizeof(h)), 0);
-	assert_int_equal(ipc_reader_feed(&rd, "abcd", 4), 0);
-	assert_int_equal(ipc_reader_feed(&rd, pad, sizeof(pad)), 0);
-	assert_int_equal(ipc_reader_feed(&rd, pad, sizeof(pad)), 0);
 	assert_int_equal(ipc_reader_next(&rd, &f), 1);
 	assert_int_equal(f.hdr.type, IPC_CHUNK);
 	assert_int_equal(f.hdr.len, 4);
+	assert_int_equal(f.hdr.id, 42);
+	assert_int_equal(f.fd, -1);
 	assert_memory_equal(f.payload, "abcd", 4);
+	assert_int_equal(ipc_reader_next(&rd, &f), 0);
+	assert_int_equal(ipc_reader_feed(&rd, pad, sizeof(pad)), 0);
+	assert_int_equal(ipc_reader_next(&rd, &f), -EPROTO);
 	assert_int_equal(ipc_reader_next(&rd, &f), -EPROTO);
 	ipc_reader_release(&rd);
 }
@@ -802,19 +948,21 @@ static void test_type_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_out_to_reader_sizes),
-		cmocka_unit_test(test_send_blocking_thread),
-		cmocka_unit_test(test_send_too_big),
-		cmocka_unit_test(test_fd_frames_out_queue),
-		cmocka_unit_test(test_fd_frames_forked_child),
-		cmocka_unit_test(test_partial_feed_bytewise),
-		cmocka_unit_test(test_corrupt_streams),
-		cmocka_unit_test(test_corrupt_from_socket),
-		cmocka_unit_test(test_max_payload_and_ceiling),
-		cmocka_unit_test(test_eof),
-		cmocka_unit_test(test_out_release_closes_fds),
-		cmocka_unit_test(test_reader_release_closes_unclaimed_fds),
-		cmocka_unit_test(test_type_names),
+	    cmocka_unit_test(test_out_to_reader_sizes),
+	    cmocka_unit_test(test_send_blocking_thread),
+	    cmocka_unit_test(test_send_too_big),
+	    cmocka_unit_test(test_fd_frames_out_queue),
+	    cmocka_unit_test(test_fd_queue_fifo),
+	    cmocka_unit_test(test_send_interrupted_resumes),
+	    cmocka_unit_test(test_fd_frames_forked_child),
+	    cmocka_unit_test(test_partial_feed_bytewise),
+	    cmocka_unit_test(test_corrupt_streams),
+	    cmocka_unit_test(test_corrupt_from_socket),
+	    cmocka_unit_test(test_max_payload_and_ceiling),
+	    cmocka_unit_test(test_eof),
+	    cmocka_unit_test(test_out_release_closes_fds),
+	    cmocka_unit_test(test_reader_release_closes_unclaimed_fds),
+	    cmocka_unit_test(test_type_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

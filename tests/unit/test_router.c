@@ -24,7 +24,7 @@
 
 static const unsigned all_methods[] = {M_GET, M_HEAD, M_POST, M_DELETE, M_PUT, M_PATCH, M_OPTIONS};
 static const unsigned all_services[] = {SVC_IMAGE, SVC_AUDIO, SVC_TTS,
-					SVC_VIDEO, SVC_LLM,   SVC_TRAINING};
+                                        SVC_VIDEO, SVC_LLM,   SVC_TRAINING};
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -108,7 +108,8 @@ static void test_every_route_matches_itself(void **state)
 
 		expand(r->path, TEST_ID, path, sizeof(path));
 		if (router_match(path, r->method, SVC_ALL, &m) != 1)
-			fail_msg("%s (method bit %u) does not match its own route", path, r->method);
+			fail_msg("%s (method bit %u) does not match its own route", path,
+			         r->method);
 		assert_ptr_equal(m.route, r);
 		assert_int_equal(m.legacy, 0);
 		assert_string_equal(m.id, has_id(r->path) ? TEST_ID : "");
@@ -235,33 +236,33 @@ static void test_id_capture(void **state)
 static void test_not_found(void **state)
 {
 	static const char *const paths[] = {
-		"",
-		"/",
-		"/nope",
-		"/HEALTH",
-		"/health/",
-		"/healthz",
-		"/health/x",
-		"/v1",
-		"/v1/",
-		"/v1/images",
-		"/v1/images/",
-		"/v1/images/generations/",
-		"/v1/images/generations/extra",
-		"/v1/images/generationsX",
-		"/v1/jobs/",
-		"/v1/jobs/abc/",
-		"/v1/jobs/abc/unknown",
-		"/v1/jobs/abc/metrics/",
-		"/v2/health",
-		"/v2/health/",
-		"/v2/health/started",
-		"/debug",
-		"/debug/faults/",
-		"/image",
-		"/video/generations/",
-		"v1/jobs",
-		"/v1//jobs",
+	    "",
+	    "/",
+	    "/nope",
+	    "/HEALTH",
+	    "/health/",
+	    "/healthz",
+	    "/health/x",
+	    "/v1",
+	    "/v1/",
+	    "/v1/images",
+	    "/v1/images/",
+	    "/v1/images/generations/",
+	    "/v1/images/generations/extra",
+	    "/v1/images/generationsX",
+	    "/v1/jobs/",
+	    "/v1/jobs/abc/",
+	    "/v1/jobs/abc/unknown",
+	    "/v1/jobs/abc/metrics/",
+	    "/v2/health",
+	    "/v2/health/",
+	    "/v2/health/started",
+	    "/debug",
+	    "/debug/faults/",
+	    "/image",
+	    "/video/generations/",
+	    "v1/jobs",
+	    "/v1//jobs",
 	};
 
 	for (size_t i = 0; i < N_ELEMS(paths); i++) {
@@ -349,7 +350,7 @@ static void test_services_filter(void **state)
 	/* a combination mounts the union */
 	assert_int_equal(router_match("/v1/audio/speech", M_POST, SVC_AUDIO | SVC_TTS, &m), 1);
 	assert_int_equal(router_match("/v1/images/generations", M_POST, SVC_AUDIO | SVC_IMAGE, &m),
-			 1);
+	                 1);
 
 	/* every route, every single service */
 	for (size_t i = 0; i < router_n_routes; i++) {
@@ -376,7 +377,7 @@ static void test_services_filter(void **state)
 static int is_public_path(const char *p)
 {
 	static const char *const public_paths[] = {
-		"/health", "/readyz", "/livez", "/startupz", "/tt-liveness", "/metrics", "/v1/models",
+	    "/health", "/readyz", "/livez", "/startupz", "/tt-liveness", "/metrics", "/v1/models",
 	};
 
 	for (size_t i = 0; i < N_ELEMS(public_paths); i++)
@@ -422,7 +423,7 @@ static void test_allow_header(void **state)
 	router_allow_header(M_OTHER | M_GET, out, sizeof(out));
 	assert_string_equal(out, "GET");
 	router_allow_header(M_GET | M_HEAD | M_POST | M_DELETE | M_PUT | M_PATCH | M_OPTIONS, out,
-			    sizeof(out));
+	                    sizeof(out));
 	assert_string_equal(out, "GET, HEAD, POST, DELETE, PUT, PATCH, OPTIONS");
 
 	/* the 405 Allow value of a real path */
@@ -470,17 +471,17 @@ static void test_method_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_is_well_formed),
-		cmocka_unit_test(test_every_route_matches_itself),
-		cmocka_unit_test(test_head_matches_get_routes),
-		cmocka_unit_test(test_legacy_aliases),
-		cmocka_unit_test(test_id_capture),
-		cmocka_unit_test(test_not_found),
-		cmocka_unit_test(test_method_not_allowed),
-		cmocka_unit_test(test_services_filter),
-		cmocka_unit_test(test_auth_invariant),
-		cmocka_unit_test(test_allow_header),
-		cmocka_unit_test(test_method_names),
+	    cmocka_unit_test(test_table_is_well_formed),
+	    cmocka_unit_test(test_every_route_matches_itself),
+	    cmocka_unit_test(test_head_matches_get_routes),
+	    cmocka_unit_test(test_legacy_aliases),
+	    cmocka_unit_test(test_id_capture),
+	    cmocka_unit_test(test_not_found),
+	    cmocka_unit_test(test_method_not_allowed),
+	    cmocka_unit_test(test_services_filter),
+	    cmocka_unit_test(test_auth_invariant),
+	    cmocka_unit_test(test_allow_header),
+	    cmocka_unit_test(test_method_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

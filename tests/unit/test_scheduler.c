@@ -23,7 +23,7 @@
 #define TIMEOUT 10.0
 
 static void req_init(struct sched_req *r, uint64_t id, enum task_kind kind, uint64_t key,
-		     double arrival)
+                     double arrival)
 {
 	memset(r, 0, sizeof(*r));
 	r->id = id;
@@ -134,8 +134,8 @@ static void test_fifo_dispatch(void **state)
 {
 	struct sched s;
 	struct sched_req r[6], *out[SCHED_MAX_BATCH];
-	static const enum task_kind kinds[6] = {TASK_CHAT, TASK_EMBED, TASK_CHAT,
-						TASK_SPEECH, TASK_EMBED, TASK_CHAT};
+	static const enum task_kind kinds[6] = {TASK_CHAT,   TASK_EMBED, TASK_CHAT,
+	                                        TASK_SPEECH, TASK_EMBED, TASK_CHAT};
 	int wi;
 
 	sched_init(&s, 16, 1, 0, 1);
@@ -320,13 +320,13 @@ static void test_batching(void **state)
 		enum task_kind kind;
 		uint64_t key;
 	} spec[7] = {
-		{TASK_IMAGE_GEN, 1}, /* 1 */
-		{TASK_CHAT, 1},      /* 2: other kind, same key */
-		{TASK_IMAGE_GEN, 1}, /* 3 */
-		{TASK_IMAGE_GEN, 2}, /* 4: same kind, other key */
-		{TASK_IMAGE_GEN, 1}, /* 5 */
-		{TASK_IMAGE_GEN, 1}, /* 6: past max_batch */
-		{TASK_CHAT, 1},      /* 7 */
+	    {TASK_IMAGE_GEN, 1}, /* 1 */
+	    {TASK_CHAT, 1},      /* 2: other kind, same key */
+	    {TASK_IMAGE_GEN, 1}, /* 3 */
+	    {TASK_IMAGE_GEN, 2}, /* 4: same kind, other key */
+	    {TASK_IMAGE_GEN, 1}, /* 5 */
+	    {TASK_IMAGE_GEN, 1}, /* 6: past max_batch */
+	    {TASK_CHAT, 1},      /* 7 */
 	};
 
 	sched_init(&s, 16, 3, 0, 1);
@@ -619,7 +619,7 @@ static void test_expired_order(void **state)
 
 	/* mixed kinds so dispatch order differs from arrival order */
 	static const enum task_kind kinds[5] = {TASK_CHAT, TASK_EMBED, TASK_CHAT, TASK_EMBED,
-						TASK_CHAT};
+	                                        TASK_CHAT};
 
 	sched_init(&s, 16, 4, 0, 1);
 	sched_set_dispatchable(&s, 0, 1);
@@ -684,20 +684,20 @@ static void test_worker_first_while_removing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_clamps),
-		cmocka_unit_test(test_admission_bound),
-		cmocka_unit_test(test_fifo_dispatch),
-		cmocka_unit_test(test_empty_queue),
-		cmocka_unit_test(test_least_loaded),
-		cmocka_unit_test(test_window_limit),
-		cmocka_unit_test(test_not_dispatchable),
-		cmocka_unit_test(test_batching),
-		cmocka_unit_test(test_batch_delay),
-		cmocka_unit_test(test_find_many),
-		cmocka_unit_test(test_remove),
-		cmocka_unit_test(test_requeue_worker),
-		cmocka_unit_test(test_expired_order),
-		cmocka_unit_test(test_worker_first_while_removing),
+	    cmocka_unit_test(test_init_clamps),
+	    cmocka_unit_test(test_admission_bound),
+	    cmocka_unit_test(test_fifo_dispatch),
+	    cmocka_unit_test(test_empty_queue),
+	    cmocka_unit_test(test_least_loaded),
+	    cmocka_unit_test(test_window_limit),
+	    cmocka_unit_test(test_not_dispatchable),
+	    cmocka_unit_test(test_batching),
+	    cmocka_unit_test(test_batch_delay),
+	    cmocka_unit_test(test_find_many),
+	    cmocka_unit_test(test_remove),
+	    cmocka_unit_test(test_requeue_worker),
+	    cmocka_unit_test(test_expired_order),
+	    cmocka_unit_test(test_worker_first_while_removing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
