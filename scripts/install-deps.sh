@@ -14,7 +14,7 @@ PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libblis-dev
   libcmocka-dev
-  python3 python3-pytest
+  python3 python3-pytest python3-yaml systemd
   prometheus
   clang libclang-rt-14-dev
 )

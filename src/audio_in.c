@@ -14,9 +14,9 @@
 
 #include "util.h"
 
-#define AUDIO_IN_BLOCK 4096         /* source frames read per step */
-#define AUDIO_IN_PROGRESS_EVERY 16  /* blocks between progress calls */
-#define AUDIO_IN_SLACK_S 0.05       /* decoded audio may fall this short of the header */
+#define AUDIO_IN_BLOCK          4096 /* source frames read per step */
+#define AUDIO_IN_PROGRESS_EVERY 16   /* blocks between progress calls */
+#define AUDIO_IN_SLACK_S        0.05 /* decoded audio may fall this short of the header */
 
 /* libsndfile virtual I/O over an fd, by pread, with its own offset. */
 struct audio_fdfile {
@@ -78,15 +78,15 @@ static int audio_wav_truncated(const struct audio_fdfile *f, char *err, size_t e
 	uint32_t riff;
 
 	probe.pos = 0;
-	if (audio_vio_read(h, sizeof(h), &probe) != (sf_count_t)sizeof(h) ||
-	    memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4))
+	if (audio_vio_read(h, sizeof(h), &probe) != (sf_count_t)sizeof(h) || memcmp(h, "RIFF", 4) ||
+	    memcmp(h + 8, "WAVE", 4))
 		return 0;
 	riff = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
 	if (riff == 0 || riff == 0xffffffffu || (sf_count_t)riff + 8 <= f->len)
 		return 0;
 	snprintf(err, errlen,
-		 "file is truncated: its WAV header declares %llu bytes but the upload has %lld",
-		 (unsigned long long)riff + 8, (long long)f->len);
+	         "file is truncated: its WAV header declares %llu bytes but the upload has %lld",
+	         (unsigned long long)riff + 8, (long long)f->len);
 	return 1;
 }
 
@@ -159,22 +159,51 @@ static int audio_dec_emit(struct audio_dec *d, const float *mono, size_t n)
 	}
 }
 
+/* The container the first bytes announce, or NULL: tells a damaged audio
+ * file from something that is not audio at all. */
+static const char *audio_magic(const struct audio_fdfile *f)
+{
+	struct audio_fdfile probe = *f;
+	unsigned char h[12] = {0};
+
+	probe.pos = 0;
+	if (audio_vio_read(h, sizeof(h), &probe) < 4)
+		return NULL;
+	if (!memcmp(h, "OggS", 4))
+		return "Ogg";
+	if (!memcmp(h, "fLaC", 4))
+		return "FLAC";
+	if (!memcmp(h, "RIFF", 4) && !memcmp(h + 8, "WAVE", 4))
+		return "WAV";
+	if (!memcmp(h, "ID3", 3) || (h[0] == 0xff && (h[1] & 0xe0) == 0xe0))
+		return "MP3";
+	return NULL;
+}
+
 static int audio_dec_open(struct audio_dec *d, struct audio_fdfile *f, int rate, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	SF_VIRTUAL_IO vio = {audio_vio_len, audio_vio_seek, audio_vio_read, audio_vio_write,
-			     audio_vio_tell};
+	                     audio_vio_tell};
 
 	d->sf = sf_open_virtual(&vio, SFM_READ, &d->info, f);
 	if (!d->sf) {
+		const char *kind = audio_magic(f);
+
+		if (kind) {
+			snprintf(err, errlen, "file is a truncated or corrupt %s file: %s", kind,
+			         sf_strerror(NULL));
+			return -EIO;
+		}
 		snprintf(err, errlen,
-			 "file is not audio this server can decode (WAV, FLAC, OGG Vorbis/Opus, "
-			 "MP3): %s", sf_strerror(NULL));
+		         "file is not audio this server can decode (WAV, FLAC, OGG Vorbis/Opus, "
+		         "MP3): %s",
+		         sf_strerror(NULL));
 		return -EINVAL;
 	}
 	if (d->info.samplerate <= 0 || d->info.channels <= 0) {
 		snprintf(err, errlen, "file is not usable audio: it declares %d Hz and %d channels",
-			 d->info.samplerate, d->info.channels);
+		         d->info.samplerate, d->info.channels);
 		return -EINVAL;
 	}
 	if (d->info.samplerate != rate) {
@@ -185,7 +214,7 @@ static int audio_dec_open(struct audio_dec *d, struct audio_fdfile *f, int rate,
 		d->soxr = soxr_create(d->info.samplerate, rate, 1, &e, &io, &q, NULL);
 		if (!d->soxr) {
 			snprintf(err, errlen, "cannot resample %d Hz audio to %d Hz: %s",
-				 d->info.samplerate, rate, e ? e : "soxr failed");
+			         d->info.samplerate, rate, e ? e : "soxr failed");
 			return -EINVAL;
 		}
 		d->res_cap = (size_t)ceil((double)AUDIO_IN_BLOCK * rate / d->info.samplerate) + 256;
@@ -210,18 +239,17 @@ static void audio_mixdown(const float *in, int channels, size_t frames, float *m
 	}
 }
 
-static int audio_too_long(double seconds, double max_seconds, int partial, char *err,
-			  size_t errlen)
+static int audio_too_long(double seconds, double max_seconds, int partial, char *err, size_t errlen)
 {
 	snprintf(err, errlen,
-		 "file holds %s%.1f s of audio; the limit is %g s (MAX_AUDIO_DURATION_SECONDS)",
-		 partial ? "more than " : "", seconds, max_seconds);
+	         "file holds %s%.1f s of audio; the limit is %g s (MAX_AUDIO_DURATION_SECONDS)",
+	         partial ? "more than " : "", seconds, max_seconds);
 	return -EFBIG;
 }
 
 /* Read every block; 0 or a negative errno with err set. */
 static int audio_dec_run(struct audio_dec *d, const struct audio_in_opts *o, sf_count_t *frames,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	const SF_INFO *in = &d->info;
 	double max_frames = o->max_seconds > 0 ? o->max_seconds * in->samplerate : INFINITY;
@@ -244,8 +272,8 @@ static int audio_dec_run(struct audio_dec *d, const struct audio_in_opts *o, sf_
 			o->progress(o->arg);
 	}
 	if (sf_error(d->sf)) {
-		snprintf(err, errlen, "file is corrupt after %.2f s of audio: %s",
-			 (double)*frames / in->samplerate, sf_strerror(d->sf));
+		snprintf(err, errlen, "file is truncated or corrupt after %.2f s of audio: %s",
+		         (double)*frames / in->samplerate, sf_strerror(d->sf));
 		return -EIO;
 	}
 	if (audio_dec_emit(d, NULL, 0) < 0) {
@@ -256,8 +284,7 @@ static int audio_dec_run(struct audio_dec *d, const struct audio_in_opts *o, sf_
 }
 
 /* What the header promised against what was decoded. */
-static int audio_dec_check(const struct audio_dec *d, sf_count_t frames, char *err,
-			   size_t errlen)
+static int audio_dec_check(const struct audio_dec *d, sf_count_t frames, char *err, size_t errlen)
 {
 	const SF_INFO *in = &d->info;
 	double rate = in->samplerate;
@@ -265,8 +292,9 @@ static int audio_dec_check(const struct audio_dec *d, sf_count_t frames, char *e
 	if (in->frames > 0 && in->frames != SF_COUNT_MAX &&
 	    (double)frames < (double)in->frames - AUDIO_IN_SLACK_S * rate) {
 		snprintf(err, errlen,
-			 "file is truncated: its header declares %.2f s of audio but only %.2f s "
-			 "could be decoded", (double)in->frames / rate, (double)frames / rate);
+		         "file is truncated: its header declares %.2f s of audio but only %.2f s "
+		         "could be decoded",
+		         (double)in->frames / rate, (double)frames / rate);
 		return -EIO;
 	}
 	if (!frames || !d->out.n) {
@@ -277,7 +305,7 @@ static int audio_dec_check(const struct audio_dec *d, sf_count_t frames, char *e
 }
 
 int audio_in_decode(int fd, const struct audio_in_opts *opts, struct audio_pcm *out, char *err,
-		    size_t errlen)
+                    size_t errlen)
 {
 	struct audio_fdfile f = {.fd = fd};
 	struct audio_dec d;
@@ -312,7 +340,7 @@ int audio_in_decode(int fd, const struct audio_in_opts *opts, struct audio_pcm *
 	if (r == 0 && opts->max_seconds > 0 && d.info.frames != SF_COUNT_MAX &&
 	    (double)d.info.frames > opts->max_seconds * d.info.samplerate)
 		r = audio_too_long((double)d.info.frames / d.info.samplerate, opts->max_seconds, 0,
-				   err, errlen);
+		                   err, errlen);
 	if (r == 0)
 		r = audio_dec_run(&d, opts, &frames, err, errlen);
 	if (r == 0)

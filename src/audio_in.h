@@ -23,8 +23,8 @@ struct audio_pcm {
 	int16_t *samples; /* mono, at rate; owned (audio_pcm_release) */
 	size_t n;
 	int rate;
-	double duration;  /* seconds of audio decoded from the source */
-	int src_rate;     /* the file's own rate and channel count */
+	double duration; /* seconds of audio decoded from the source */
+	int src_rate;    /* the file's own rate and channel count */
 	int src_channels;
 };
 
@@ -52,7 +52,7 @@ struct audio_in_opts {
  *             then stops at the limit);
  *   -errno    the fd cannot be read. */
 int audio_in_decode(int fd, const struct audio_in_opts *opts, struct audio_pcm *out, char *err,
-		    size_t errlen);
+                    size_t errlen);
 
 /* Free the samples and zero the struct; safe on a zeroed struct. */
 void audio_pcm_release(struct audio_pcm *p);

@@ -645,13 +645,10 @@ static void handle_faults(struct server *s, struct hreq *h)
 static void restart_worker(struct server *s, struct worker *w, const char *why)
 {
 	if (w->state == W_FAILED || w->state == W_DOWN) {
-		w->n_restarts = 0;
-		w->state = W_DOWN;
-		w->restart_at = now_s();
-		snprintf(w->down_reason, sizeof(w->down_reason), "%s", why);
+		workers_revive(s, w, why);
 		return;
 	}
-	workers_kill(s, w, why);
+	workers_kill(s, w, "manual", why);
 }
 
 static void handle_reset(struct server *s, struct hreq *h, int all)
@@ -1149,8 +1146,9 @@ int http_start(struct server *s)
 		sa = (struct sockaddr *)&a6;
 		flags |= MHD_USE_IPv6;
 	} else {
-		log_error("SERVICE_HOST %s is not an IPv4 or IPv6 address", s->cfg->service_host);
-		return -1;
+		log_error("invalid value \"%s\" for SERVICE_HOST: expected an IPv4 or IPv6 address",
+			  s->cfg->service_host);
+		return -2;
 	}
 	s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg->service_port, NULL, NULL, on_request, s,
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,

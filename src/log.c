@@ -52,29 +52,52 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+static void log_vwrite(enum log_level level, const char *worker, const char *request_id,
+		       const char *fields, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+
 void log_write(enum log_level level, const char *request_id, const char *fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_vwrite(level, g_log.has_worker ? g_log.worker : NULL, request_id, fields, fmt, ap);
+	va_end(ap);
+}
+
+void log_write_worker(enum log_level level, const char *worker, const char *request_id,
+		      const char *fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_vwrite(level, worker, request_id, fields, fmt, ap);
+	va_end(ap);
+}
+
+static void log_vwrite(enum log_level level, const char *worker, const char *request_id,
+		       const char *fields, const char *fmt, va_list ap)
 {
 	struct buf b;
 	struct timespec ts;
 	struct tm tm;
 	char tbuf[40];
 	char msg[2048];
-	va_list ap;
 
-	if (!log_enabled(level))
-		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 
 	buf_init(&b, 1 << 20);
 	buf_printf(&b, "{\"ts\":\"%s.%06ldZ\",\"level\":\"%s\",\"role\":\"%s\",\"worker\":", tbuf,
 		   ts.tv_nsec / 1000, level_names[level], g_log.role);
-	if (g_log.has_worker)
-		buf_json_str(&b, g_log.worker);
+	if (worker)
+		buf_json_str(&b, worker);
 	else
 		buf_puts(&b, "null");
 	if (request_id) {

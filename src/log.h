@@ -18,6 +18,10 @@ int log_level_parse(const char *s, enum log_level *out);
 
 void log_write(enum log_level level, const char *request_id, const char *fields,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* As log_write, with the "worker" field set to worker (the supervisor logs
+ * events about one worker this way). */
+void log_write_worker(enum log_level level, const char *worker, const char *request_id,
+		      const char *fields, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void log_signal_safe(const char *msg);
 
 #define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, NULL, NULL, __VA_ARGS__); } while (0)

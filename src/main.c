@@ -89,6 +89,12 @@ int main(int argc, char **argv)
 		config_release(&cfg);
 		return rc;
 	}
+	if (!cfg.no_auth && !cfg.api_key[0]) {
+		fprintf(stderr, "mediad: invalid value \"\" for API_KEY: expected a non-empty key "
+				"(or NO_AUTH=true to serve without authentication)\n");
+		config_release(&cfg);
+		return 2;
+	}
 	log_init("supervisor", NULL, (enum log_level)cfg.log_level);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {

@@ -8,6 +8,12 @@ const struct runner_ops *runner_find(enum runner_kind kind)
 	switch (kind) {
 	case RUNNER_MOCK:
 		return &runner_mock_ops;
+	case RUNNER_DIT:
+		return &runner_dit_ops;
+	case RUNNER_SPHINX:
+		return &runner_sphinx_ops;
+	case RUNNER_FLITE:
+		return &runner_flite_ops;
 	default:
 		return NULL;
 	}

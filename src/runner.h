@@ -76,5 +76,8 @@ int runner_cancelled(struct runner_ctx *ctx, struct runner_task *t);
 const struct config *runner_config(struct runner_ctx *ctx);
 
 extern const struct runner_ops runner_mock_ops;
+extern const struct runner_ops runner_dit_ops;
+extern const struct runner_ops runner_sphinx_ops; /* runners/sphinx.c: pocketsphinx, audio */
+extern const struct runner_ops runner_flite_ops;  /* runners/flite.c: flite voices, tts */
 
 #endif

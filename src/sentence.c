@@ -9,8 +9,8 @@
 #define SENTENCE_MIN_LEN 16
 
 static const char *const sentence_abbrev[] = {
-	"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e",
-	"inc", "ltd", "co", "no", "approx", "dept", "fig", "gen", "gov", "rev", "capt",
+    "mr",  "mrs", "ms", "dr", "prof",   "sr",   "jr",  "st",  "mt",  "vs",  "etc",  "e.g", "i.e",
+    "inc", "ltd", "co", "no", "approx", "dept", "fig", "gen", "gov", "rev", "capt", "a.m", "p.m",
 };
 
 static int is_space(char c)
@@ -40,7 +40,8 @@ static int after_abbrev(const char *text, size_t from, size_t dot)
 	if (n == 1 && is_letter(text[b]))
 		return 1;
 	for (size_t i = 0; i < ARRAY_SIZE(sentence_abbrev); i++)
-		if (strlen(sentence_abbrev[i]) == n && !strncasecmp(text + b, sentence_abbrev[i], n))
+		if (strlen(sentence_abbrev[i]) == n &&
+		    !strncasecmp(text + b, sentence_abbrev[i], n))
 			return 1;
 	return 0;
 }

@@ -57,7 +57,7 @@ struct worker {
 	int n_restarts;
 	double restart_at;     /* W_DOWN: when to respawn */
 	char down_reason[256]; /* why it went down / failed */
-	int kill_reason;       /* set when we killed it on purpose: restart reason label */
+	char kill_label[16];   /* set when we killed it on purpose: restart reason label */
 	int error_count;       /* real requests that failed on this worker */
 	int stalled;           /* a request made no progress for a whole budget: no new work */
 	int reset_pid;         /* RESET_DEVICE_COMMAND running for this worker, 0 none */
@@ -177,7 +177,11 @@ int workers_spawn(struct server *s, struct worker *w);
 void workers_on_io(struct server *s, struct worker *w, uint32_t events);
 void workers_reap(struct server *s);
 void workers_tick(struct server *s, double now);
-void workers_kill(struct server *s, struct worker *w, const char *reason);
+/* SIGKILL the worker on purpose; label is the restart reason metric label
+ * (canary_dead, manual, protocol), reason the text shown to operators. */
+void workers_kill(struct server *s, struct worker *w, const char *label, const char *reason);
+/* Bring a failed (budget exhausted) or down worker back now (operator reset). */
+void workers_revive(struct server *s, struct worker *w, const char *why);
 void workers_send(struct server *s, struct worker *w, uint16_t type, uint32_t flags,
 		  uint32_t aux, uint64_t id, const void *payload, size_t len, int fd);
 void workers_shutdown(struct server *s);

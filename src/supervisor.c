@@ -71,7 +71,10 @@ void server_not_serving_reason(const struct server *s, char *out, size_t n)
 		char why[200];
 		if (worker_is_ready(s, w))
 			continue;
-		if (w->state == W_READY && w->canary.state == CANARY_DEAD) {
+		if (w->state == W_READY && w->stalled) {
+			snprintf(why, sizeof(why),
+				 "stalled: a request made no progress for the progress budget");
+		} else if (w->state == W_READY && w->canary.state == CANARY_DEAD) {
 			canary_describe(&w->canary, why, sizeof(why));
 		} else if (w->state == W_READY) {
 			snprintf(why, sizeof(why), "not ready (canary %s)",
@@ -99,6 +102,8 @@ void server_fail_request(struct server *s, struct pending *p, int status, const 
 	}
 	if (p->kind == OWN_HTTP) {
 		struct hreq *h = p->h;
+		log_write(status >= 500 ? LOG_WARN : LOG_INFO, h->request_id, NULL,
+			  "request %s failed with %d: %s", h->path, status, msg);
 		h->pend = NULL;
 		if (h->streaming)
 			http_stream_end(s, h, status, msg);
@@ -154,7 +159,11 @@ static void expire_deadlines(struct server *s, double now)
 		char msg[160];
 		if (r->worker >= 0) {
 			struct worker *w = &s->workers[r->worker];
+			const char *lc[] = {s->cfg->model_runner == RUNNER_MOCK
+						    ? "mock" : runner_kind_name(s->cfg->model_runner),
+					    w->id, "progress"};
 			canary_request_timed_out(&w->canary, now);
+			metrics_add(s->m_canary_fail, lc, 1);
 			w->error_count++;
 			snprintf(msg, sizeof(msg),
 				 "request exceeded REQUEST_PROCESSING_TIMEOUT_SECONDS (%g s) on "
@@ -404,7 +413,7 @@ int server_run(struct config *cfg, const char *self_exe)
 	metrics_setup(s);
 	config_export_env(cfg);
 	if ((r = http_start(s)) < 0)
-		return 1;
+		return r == -2 ? 2 : 1; /* 2: configuration error, do not restart */
 	if ((r = setup_loop(s)) < 0) {
 		log_error("event loop setup failed: %s", strerror(-r));
 		return 1;

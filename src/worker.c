@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -502,7 +503,10 @@ int worker_main(const struct config *cfg, const char *worker_id, int ipc_fd, int
 		ctx.dev.threads = cfg->worker_threads;
 	} else {
 		/* the machine's cores shared between the workers */
+		cpu_set_t set;
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			cores = CPU_COUNT(&set); /* respects cpusets (containers) */
 		ctx.dev.threads = (int)MAX(1, cores / MAX(1, cfg->n_devices));
 	}
 	if (progress_map(progress_fd, &ctx.progress) < 0) {

@@ -40,7 +40,7 @@ int worker_is_ready(const struct server *s, const struct worker *w)
 		return 0;
 	if (!s->cfg->canary_gate_readiness)
 		return 1;
-	return canary_is_ready(&w->canary);
+	return !w->stalled && canary_is_ready(&w->canary);
 }
 
 static void canary_settings_from(const struct config *cfg, struct canary_settings *cs)
@@ -120,6 +120,7 @@ int workers_spawn(struct server *s, struct worker *w)
 		if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0)
 			_exit(127);
 		close_range(5, ~0u, 0);
+		unsetenv("API_KEY"); /* workers never check keys */
 		execl(g_self_exe, "mediad", "--worker", "--worker-id", w->id, "--ipc-fd", "3",
 		      "--progress-fd", "4", (char *)NULL);
 		_exit(127);
@@ -132,7 +133,7 @@ int workers_spawn(struct server *s, struct worker *w)
 	w->start_wall = wall_s();
 	w->spawn_mono = now_s();
 	w->ready_wall = 0;
-	w->kill_reason = 0;
+	w->kill_label[0] = 0;
 	w->stalled = 0;
 	w->progress_seen = 0;
 	w->want_out = 0;
@@ -181,13 +182,13 @@ static void close_channel(struct server *s, struct worker *w)
 	ipc_out_init(&w->out);
 }
 
-void workers_kill(struct server *s, struct worker *w, const char *reason)
+void workers_kill(struct server *s, struct worker *w, const char *label, const char *reason)
 {
 	if (w->pid <= 0)
 		return;
 	log_warn("killing worker %s (pid %d): %s", w->id, (int)w->pid, reason);
 	snprintf(w->down_reason, sizeof(w->down_reason), "%s", reason);
-	w->kill_reason = 1;
+	snprintf(w->kill_label, sizeof(w->kill_label), "%s", label);
 	kill(w->pid, SIGKILL);
 }
 
@@ -377,7 +378,7 @@ void workers_on_io(struct server *s, struct worker *w, uint32_t events)
 			}
 			if (r < 0) {
 				log_error("worker %s sent a corrupt frame; killing it", w->id);
-				workers_kill(s, w, "corrupt IPC frame");
+				workers_kill(s, w, "protocol", "corrupt IPC frame");
 				close_channel(s, w);
 				return;
 			}
@@ -434,6 +435,7 @@ static int reset_device(struct server *s, struct worker *w)
 		dup2(out, 2);
 		close_range(3, ~0u, 0);
 		setenv("MEDIAD_DEVICE_ID", w->id, 1);
+		unsetenv("API_KEY");
 		execl("/bin/sh", "sh", "-c", s->cfg->reset_device_command, "sh", w->id, (char *)NULL);
 		_exit(127);
 	}
@@ -474,8 +476,8 @@ static void reset_finished(struct server *s, struct worker *w, int status)
 
 static const char *restart_reason_label(const struct worker *w, int status)
 {
-	if (w->kill_reason)
-		return strstr(w->down_reason, "canary") ? "canary_dead" : "manual";
+	if (w->kill_label[0])
+		return w->kill_label;
 	if (WIFSIGNALED(status))
 		return "crash";
 	return "exit";
@@ -500,7 +502,7 @@ static void worker_exited(struct server *s, struct worker *w, int status)
 	w->state = W_DOWN;
 	workers_update_dispatch(s);
 	fail_inflight(s, w, why);
-	if (!w->kill_reason)
+	if (!w->kill_label[0])
 		snprintf(w->down_reason, sizeof(w->down_reason), "%s", what);
 	if (s->draining || s->stop) {
 		w->state = W_STOPPED;
@@ -544,6 +546,23 @@ static void worker_exited(struct server *s, struct worker *w, int status)
 	log_info("worker %s restart %d scheduled in %.2f s", w->id, w->restart_count, backoff);
 }
 
+void workers_revive(struct server *s, struct worker *w, const char *why)
+{
+	const char *lr[] = {w->id, "manual"};
+
+	if (w->state != W_FAILED && w->state != W_DOWN)
+		return;
+	w->n_restarts = 0;
+	w->state = W_DOWN;
+	w->restart_count++;
+	w->restart_at = now_s();
+	snprintf(w->down_reason, sizeof(w->down_reason), "%s", why);
+	metrics_add(s->m_restarts, lr, 1);
+	log_info("worker %s: %s", w->id, why);
+	if (s->cfg->reset_device_command[0] && w->reset_pid == 0)
+		reset_device(s, w);
+}
+
 void workers_reap(struct server *s)
 {
 	int status;
@@ -585,7 +604,7 @@ static void log_transition(struct server *s, struct worker *w, const struct cana
 	    (t->from == CANARY_PROBING && t->to == CANARY_HEALTHY))
 		lvl = LOG_DEBUG;
 	if (log_enabled(lvl))
-		log_write(lvl, NULL, fields, "worker %s canary %s -> %s (%s %s %s)", w->id,
+		log_write_worker(lvl, w->id, NULL, fields, "worker %s canary %s -> %s (%s %s %s)", w->id,
 			  canary_state_name(t->from), canary_state_name(t->to),
 			  canary_tier_name(t->tier), canary_event_name(t->event),
 			  canary_outcome_name(t->outcome));
@@ -607,10 +626,11 @@ static void on_dead(struct server *s, struct worker *w)
 		log_warn("%s: out of rotation until its probes succeed again", msg);
 		break;
 	case ON_DEAD_RESTART:
-		workers_kill(s, w, "canary dead");
+		workers_kill(s, w, "canary_dead", "canary dead");
 		break;
 	case ON_DEAD_EXIT:
 		log_error("%s: CANARY_ON_DEAD=exit, exiting with code 70", msg);
+		sd_notify(0, "STOPPING=1\nSTATUS=exiting: a worker's canary is dead (CANARY_ON_DEAD=exit)");
 		s->exit_code = 70;
 		s->stop = 1;
 		break;

@@ -1,0 +1,635 @@
+/* dit_kernels.c: the dit runner's kernels on BLIS and the cpu device pool.
+ * See dit_kernels.h for the determinism argument. */
+#include "dit_kernels.h"
+
+#include <blis.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device.h"
+#include "devices/cpu.h"
+#include "log.h"
+#include "util.h"
+
+/* --- 8-wide vectors (GCC vector extensions; lowered to SSE on the baseline) --- */
+
+/* The vector helpers are static and inlined: no 32-byte vector crosses an
+ * ABI boundary, so GCC's note about AVX argument passing does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float f8 __attribute__((vector_size(32)));
+typedef int32_t i8 __attribute__((vector_size(32)));
+
+#define VW 8
+
+static inline f8 f8_load(const float *p)
+{
+	f8 v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline void f8_store(float *p, f8 v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline f8 f8_splat(float x)
+{
+	return (f8){x, x, x, x, x, x, x, x};
+}
+
+static inline f8 f8_select(i8 mask, f8 a, f8 b)
+{
+	return (f8)((mask & (i8)a) | (~mask & (i8)b));
+}
+
+static inline f8 f8_max(f8 a, f8 b)
+{
+	return f8_select(a > b, a, b);
+}
+
+static inline f8 f8_min(f8 a, f8 b)
+{
+	return f8_select(a < b, a, b);
+}
+
+static inline float f8_hsum(f8 v)
+{
+	return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+static inline float f8_hmax(f8 v)
+{
+	float m = v[0];
+
+	for (int i = 1; i < VW; i++)
+		m = v[i] > m ? v[i] : m;
+	return m;
+}
+
+/* e^x: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2, the high
+ * part exact for |n| < 2^15), e^r by its Taylor series to degree 7 (error
+ * below 2e-9), times 2^n built in the exponent bits. */
+static inline f8 f8_exp(f8 x)
+{
+	const f8 magic = f8_splat(12582912.0f); /* 1.5 * 2^23: rounds to integer */
+	f8 t, n, r, p;
+	i8 e;
+
+	x = f8_min(f8_max(x, f8_splat(-87.0f)), f8_splat(88.0f));
+	t = x * 1.44269504088896341f + magic;
+	n = t - magic;
+	r = x - n * 0.693359375f;
+	r = r + n * 2.12194440054690583e-4f;
+	p = f8_splat(1.0f / 5040.0f);
+	p = p * r + 1.0f / 720.0f;
+	p = p * r + 1.0f / 120.0f;
+	p = p * r + 1.0f / 24.0f;
+	p = p * r + 1.0f / 6.0f;
+	p = p * r + 0.5f;
+	p = p * r + 1.0f;
+	p = p * r + 1.0f;
+	e = (__builtin_convertvector(n, i8) + 127) << 23;
+	return p * (f8)e;
+}
+
+static inline f8 f8_silu(f8 x)
+{
+	return x / (1.0f + f8_exp(-x));
+}
+
+/* gelu, tanh form: 0.5 x (1 + tanh(u)) = x * sigmoid(2u),
+ * u = sqrt(2/pi) (x + 0.044715 x^3). */
+static inline f8 f8_gelu(f8 x)
+{
+	f8 u2 = x * (1.5957691216057308f + 0.0713548162726f * x * x);
+
+	return x / (1.0f + f8_exp(-u2));
+}
+
+/* Apply op to n floats in place; the tail goes through a padded vector, so
+ * every element gets the same arithmetic. */
+#define DEFINE_MAP(name, op)                                    \
+	static void name(float *x, size_t n)                    \
+	{                                                       \
+		size_t i = 0;                                   \
+		float tail[VW] = {0};                           \
+		for (; i + VW <= n; i += VW)                    \
+			f8_store(x + i, op(f8_load(x + i)));    \
+		if (i < n) {                                    \
+			memcpy(tail, x + i, (n - i) * sizeof(float)); \
+			f8_store(tail, op(f8_load(tail)));      \
+			memcpy(x + i, tail, (n - i) * sizeof(float)); \
+		}                                               \
+	}
+
+DEFINE_MAP(map_silu, f8_silu)
+DEFINE_MAP(map_gelu, f8_gelu)
+
+void dit_vsilu(float *x, size_t n)
+{
+	map_silu(x, n);
+}
+
+void dit_vgelu(float *x, size_t n)
+{
+	map_gelu(x, n);
+}
+
+void dit_vexp(float *y, const float *x, size_t n)
+{
+	size_t i = 0;
+	float tail[VW] = {0};
+
+	for (; i + VW <= n; i += VW)
+		f8_store(y + i, f8_exp(f8_load(x + i)));
+	if (i < n) {
+		memcpy(tail, x + i, (n - i) * sizeof(float));
+		f8_store(tail, f8_exp(f8_load(tail)));
+		memcpy(y + i, tail, (n - i) * sizeof(float));
+	}
+}
+
+/* c[j] += b[j] */
+static void add_row(float *c, const float *b, int n)
+{
+	int j = 0;
+
+	for (; j + VW <= n; j += VW)
+		f8_store(c + j, f8_load(c + j) + f8_load(b + j));
+	for (; j < n; j++)
+		c[j] += b[j];
+}
+
+/* x[j] += g[j] * (c[j] + b[j]); b may be NULL */
+static void gated_row(float *x, const float *g, const float *c, const float *b, int n)
+{
+	int j = 0;
+
+	for (; j + VW <= n; j += VW) {
+		f8 v = f8_load(c + j);
+		if (b)
+			v += f8_load(b + j);
+		f8_store(x + j, f8_load(x + j) + f8_load(g + j) * v);
+	}
+	for (; j < n; j++)
+		x[j] += g[j] * (c[j] + (b ? b[j] : 0.0f));
+}
+
+static void softmax_row(float *x, int n)
+{
+	f8 vm = f8_splat(-INFINITY), vs = f8_splat(0.0f);
+	float m, s, inv, tail[VW];
+	int j = 0, rest;
+
+	for (; j + VW <= n; j += VW)
+		vm = f8_max(vm, f8_load(x + j));
+	m = f8_hmax(vm);
+	for (; j < n; j++)
+		m = x[j] > m ? x[j] : m;
+	for (j = 0; j + VW <= n; j += VW) {
+		f8 e = f8_exp(f8_load(x + j) - m);
+		f8_store(x + j, e);
+		vs += e;
+	}
+	rest = n - j;
+	if (rest) {
+		for (int k = 0; k < VW; k++)
+			tail[k] = k < rest ? x[j + k] - m : -INFINITY;
+		f8 e = f8_exp(f8_load(tail));
+		for (int k = rest; k < VW; k++)
+			e[k] = 0.0f; /* exp clamps at e^-87; the padding must add nothing */
+		vs += e;
+		f8_store(tail, e);
+		memcpy(x + j, tail, (size_t)rest * sizeof(float));
+	}
+	s = f8_hsum(vs);
+	inv = 1.0f / s;
+	for (j = 0; j + VW <= n; j += VW)
+		f8_store(x + j, f8_load(x + j) * inv);
+	for (; j < n; j++)
+		x[j] *= inv;
+}
+
+void dit_softmax_rows(float *x, int rows, int n, int ld)
+{
+	for (int r = 0; r < rows; r++)
+		softmax_row(x + (size_t)r * (size_t)ld, n);
+}
+
+/* --- BLIS --- */
+
+static pthread_once_t blis_once = PTHREAD_ONCE_INIT;
+static char blis_arch[32];
+static int blis_forced;
+
+static int cpu_has_avx512(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+	return 0;
+#endif
+}
+
+static void blis_setup(void)
+{
+	const char *env = getenv("BLIS_ARCH_TYPE");
+
+	if ((!env || !*env) && cpu_has_avx512()) {
+		char id[16];
+		snprintf(id, sizeof(id), "%d", (int)BLIS_ARCH_SKX);
+		setenv("BLIS_ARCH_TYPE", id, 0);
+		blis_forced = 1;
+	}
+	bli_thread_set_num_threads(1);
+	snprintf(blis_arch, sizeof(blis_arch), "%s", bli_arch_string(bli_arch_query_id()));
+	log_info("BLIS %s: sgemm kernels %s%s, single-threaded calls", bli_info_get_version_str(),
+		 blis_arch, blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)");
+}
+
+void dit_kernels_init(void)
+{
+	pthread_once(&blis_once, blis_setup);
+}
+
+const char *dit_kernels_blis_arch(int *forced)
+{
+	dit_kernels_init();
+	if (forced)
+		*forced = blis_forced;
+	return blis_arch;
+}
+
+static void sgemm_call(trans_t tb, int m, int n, int k, float alpha, const float *a, int lda,
+		       const float *b, int ldb, float beta, float *c, int ldc)
+{
+	rntm_t rntm = BLIS_RNTM_INITIALIZER;
+
+	if (m <= 0 || n <= 0)
+		return;
+	bli_rntm_set_num_threads(1, &rntm);
+	bli_rntm_disable_l3_sup(&rntm);
+	bli_sgemm_ex(BLIS_NO_TRANSPOSE, tb, m, n, k, &alpha, (float *)a, lda, 1, (float *)b, ldb,
+		     1, &beta, c, ldc, 1, NULL, &rntm);
+}
+
+void dit_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+		  int ldb, float beta, float *c, int ldc)
+{
+	sgemm_call(BLIS_TRANSPOSE, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void dit_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+		  int ldb, float beta, float *c, int ldc)
+{
+	sgemm_call(BLIS_NO_TRANSPOSE, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* --- the pool --- */
+
+int dit_exec_init(struct dit_exec *ex, struct device *dev)
+{
+	int n;
+
+	ex->dev = dev;
+	ex->slots = 1;
+	if (!dev)
+		return 0;
+	n = cpu_device_threads(dev);
+	if (n < 1)
+		return n < 0 ? n : -EINVAL;
+	ex->slots = n;
+	return 0;
+}
+
+struct par_job {
+	void (*fn)(void *arg, int item, int slot);
+	void *arg;
+	int n;
+	atomic_int next;
+};
+
+static void par_slot(void *p, int slot, int count)
+{
+	struct par_job *j = p;
+	int i;
+
+	while ((i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n)
+		j->fn(j->arg, i, slot);
+}
+
+void dit_parallel(const struct dit_exec *ex, int n_items,
+		  void (*fn)(void *arg, int item, int slot), void *arg)
+{
+	struct par_job job = {.fn = fn, .arg = arg, .n = n_items};
+	int r;
+
+	if (n_items <= 0)
+		return;
+	atomic_init(&job.next, 0);
+	if (!ex->dev) {
+		par_slot(&job, 0, 1);
+		return;
+	}
+	r = cpu_device_parallel(ex->dev, par_slot, &job, MIN(ex->slots, n_items));
+	if (r < 0) {
+		/* not a usable device: a programming error; still compute the right answer */
+		log_error("dit: cpu_device_parallel failed (%s); running inline", strerror(-r));
+		par_slot(&job, 0, 1);
+	}
+}
+
+/* --- products --- */
+
+struct gemm_job {
+	const struct dit_gemm *g;
+	int tm, tn, nt;
+};
+
+static void epilogue(const struct dit_gemm *g, int i0, int i1, int j0, int j1)
+{
+	int n = j1 - j0;
+
+	for (int i = i0; i < i1; i++) {
+		float *c = g->c + (size_t)i * (size_t)g->ldc + j0;
+
+		switch (g->epi) {
+		case DIT_EPI_NONE:
+			break;
+		case DIT_EPI_BIAS:
+			if (g->bias)
+				add_row(c, g->bias + j0, n);
+			break;
+		case DIT_EPI_BIAS_GELU:
+			if (g->bias)
+				add_row(c, g->bias + j0, n);
+			map_gelu(c, (size_t)n);
+			break;
+		case DIT_EPI_BIAS_SILU:
+			if (g->bias)
+				add_row(c, g->bias + j0, n);
+			map_silu(c, (size_t)n);
+			break;
+		case DIT_EPI_GATED:
+			gated_row(g->x + (size_t)i * (size_t)g->ldx + j0,
+				  g->gate + (size_t)g->row_seg[i] * (size_t)g->ld_gate + j0, c,
+				  g->bias ? g->bias + j0 : NULL, n);
+			break;
+		}
+	}
+}
+
+static void gemm_tile(void *arg, int item, int slot)
+{
+	const struct gemm_job *j = arg;
+	const struct dit_gemm *g = j->g;
+	int i0 = (item / j->nt) * j->tm, j0 = (item % j->nt) * j->tn;
+	int i1 = MIN(i0 + j->tm, g->m), j1 = MIN(j0 + j->tn, g->n);
+
+	if (i0 >= i1 || j0 >= j1)
+		return;
+	dit_sgemm_nt(i1 - i0, j1 - j0, g->k, 1.0f, g->a + (size_t)i0 * (size_t)g->lda, g->lda,
+		     g->w + (size_t)j0 * (size_t)g->ldw, g->ldw, 0.0f,
+		     g->c + (size_t)i0 * (size_t)g->ldc + j0, g->ldc);
+	epilogue(g, i0, i1, j0, j1);
+}
+
+static int round_up(int v, int to)
+{
+	return (v + to - 1) / to * to;
+}
+
+/* Tiles: per_slot tiles per pool thread (more lets an idle thread help a
+ * slowed one), shaped to repeat the least packing: BLIS packs a tile's rows
+ * of a and its columns of w, so the split minimises mt / m + nt / n. Any
+ * tiling gives the same bits (see the header); this only chooses speed. */
+static int tiles_per_slot = 2;
+
+void dit_gemm(const struct dit_exec *ex, const struct dit_gemm *g)
+{
+	struct gemm_job j = {.g = g};
+	int target = ex->slots > 1 ? tiles_per_slot * ex->slots : 1;
+	int best_mt = 1;
+	double best = 1e300;
+
+	if (g->m <= 0 || g->n <= 0)
+		return;
+	if (getenv("DIT_TPS"))
+		tiles_per_slot = atoi(getenv("DIT_TPS"));
+	for (int mt = 1; mt <= target; mt++) {
+		int nt = (target + mt - 1) / mt;
+		double cost = (double)mt / g->m + (double)nt / g->n;
+		if (mt > MAX(1, g->m / 16) || nt > MAX(1, g->n / 16))
+			continue;
+		if (cost < best) {
+			best = cost;
+			best_mt = mt;
+		}
+	}
+	j.tm = round_up((g->m + best_mt - 1) / best_mt, 16);
+	j.nt = (target + best_mt - 1) / best_mt;
+	j.tn = round_up((g->n + j.nt - 1) / j.nt, 16);
+	j.nt = (g->n + j.tn - 1) / j.tn;
+	dit_parallel(ex, ((g->m + j.tm - 1) / j.tm) * j.nt, gemm_tile, &j);
+}
+
+/* --- layer norm with modulation --- */
+
+#define LN_ROWS 16
+
+struct ln_job {
+	const float *x;
+	int ldx;
+	float *y;
+	int ldy, rows, dim;
+	const int *row_seg;
+	const float *shift, *scale;
+	int ld_mod;
+};
+
+static void ln_row(const float *x, float *y, int d, const float *shift, const float *scale)
+{
+	f8 vs = f8_splat(0.0f), vq = f8_splat(0.0f);
+	float mean, var, rstd;
+	int j = 0;
+
+	for (; j + VW <= d; j += VW)
+		vs += f8_load(x + j);
+	mean = f8_hsum(vs);
+	for (; j < d; j++)
+		mean += x[j];
+	mean /= (float)d;
+	for (j = 0; j + VW <= d; j += VW) {
+		f8 t = f8_load(x + j) - mean;
+		vq += t * t;
+	}
+	var = f8_hsum(vq);
+	for (; j < d; j++)
+		var += (x[j] - mean) * (x[j] - mean);
+	var /= (float)d;
+	rstd = 1.0f / sqrtf(var + 1e-6f);
+	for (j = 0; j + VW <= d; j += VW) {
+		f8 t = (f8_load(x + j) - mean) * rstd;
+		f8_store(y + j, t * (1.0f + f8_load(scale + j)) + f8_load(shift + j));
+	}
+	for (; j < d; j++)
+		y[j] = (x[j] - mean) * rstd * (1.0f + scale[j]) + shift[j];
+}
+
+static void ln_item(void *arg, int item, int slot)
+{
+	const struct ln_job *j = arg;
+	int r1 = MIN((item + 1) * LN_ROWS, j->rows);
+
+	for (int r = item * LN_ROWS; r < r1; r++) {
+		size_t mo = (size_t)j->row_seg[r] * (size_t)j->ld_mod;
+		ln_row(j->x + (size_t)r * (size_t)j->ldx, j->y + (size_t)r * (size_t)j->ldy, j->dim,
+		       j->shift + mo, j->scale + mo);
+	}
+}
+
+void dit_layernorm_modulate(const struct dit_exec *ex, const float *x, int ldx, float *y,
+			    int ldy, int rows, int dim, const int *row_seg, const float *shift,
+			    const float *scale, int ld_mod)
+{
+	struct ln_job j = {x, ldx, y, ldy, rows, dim, row_seg, shift, scale, ld_mod};
+
+	dit_parallel(ex, (rows + LN_ROWS - 1) / LN_ROWS, ln_item, &j);
+}
+
+/* --- attention --- */
+
+struct attn_job {
+	const float *qkv;
+	int dim, heads;
+	float *out;
+	const struct dit_attn_seg *segs;
+	int n_segs;
+	float *scratch;
+	size_t per_slot;
+};
+
+static void attn_item(void *arg, int item, int slot)
+{
+	const struct attn_job *j = arg;
+	int hd = j->dim / j->heads, ld = 3 * j->dim;
+	const struct dit_attn_seg *s = NULL;
+	int qb, head, q0, qn;
+	const float *base;
+	float *scores = j->scratch + (size_t)slot * j->per_slot;
+
+	for (int i = 0; i < j->n_segs; i++) {
+		int count = j->heads * ((j->segs[i].n + DIT_ATTN_QBLOCK - 1) / DIT_ATTN_QBLOCK);
+		if (item < count) {
+			s = &j->segs[i];
+			break;
+		}
+		item -= count;
+	}
+	if (!s)
+		return;
+	qb = (s->n + DIT_ATTN_QBLOCK - 1) / DIT_ATTN_QBLOCK;
+	head = item / qb;
+	q0 = (item % qb) * DIT_ATTN_QBLOCK;
+	qn = MIN(DIT_ATTN_QBLOCK, s->n - q0);
+	base = j->qkv + (size_t)s->row0 * (size_t)ld + (size_t)head * (size_t)hd;
+	/* scores = q k^T / sqrt(hd), softmax, out = scores v */
+	dit_sgemm_nt(qn, s->n, hd, 1.0f / sqrtf((float)hd), base + (size_t)q0 * (size_t)ld, ld,
+		     base + j->dim, ld, 0.0f, scores, s->n);
+	dit_softmax_rows(scores, qn, s->n, s->n);
+	dit_sgemm_nn(qn, hd, s->n, 1.0f, scores, s->n, base + 2 * j->dim, ld, 0.0f,
+		     j->out + (size_t)(s->row0 + q0) * (size_t)j->dim + (size_t)head * (size_t)hd,
+		     j->dim);
+}
+
+void dit_attention(const struct dit_exec *ex, const float *qkv, int dim, int heads, float *out,
+		   const struct dit_attn_seg *segs, int n_segs, float *scratch,
+		   size_t scratch_per_slot)
+{
+	struct attn_job j = {qkv, dim, heads, out, segs, n_segs, scratch, scratch_per_slot};
+	int items = 0;
+
+	for (int i = 0; i < n_segs; i++)
+		items += heads * ((segs[i].n + DIT_ATTN_QBLOCK - 1) / DIT_ATTN_QBLOCK);
+	dit_parallel(ex, items, attn_item, &j);
+}
+
+/* --- convolution --- */
+
+struct conv_job {
+	const float *in;
+	int h, w, cin, up;
+	const float *wt, *bias;
+	int cout, silu;
+	float *out;
+	float *scratch;
+	size_t per_slot;
+};
+
+/* Columns of output pixels p0..p1-1, in the weight's (ci, ky, kx) order. */
+static void im2col(const struct conv_job *j, int p0, int p1, float *col)
+{
+	int W = j->w * j->up, H = j->h * j->up, k9 = 9 * j->cin;
+
+	for (int p = p0; p < p1; p++) {
+		float *row = col + (size_t)(p - p0) * (size_t)k9;
+		int oy = p / W, ox = p % W;
+
+		for (int ky = 0; ky < 3; ky++) {
+			int iy = oy + ky - 1;
+			for (int kx = 0; kx < 3; kx++) {
+				int ix = ox + kx - 1, tap = ky * 3 + kx;
+				const float *src;
+				if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+					for (int c = 0; c < j->cin; c++)
+						row[c * 9 + tap] = 0.0f;
+					continue;
+				}
+				src = j->in + ((size_t)(iy / j->up) * (size_t)j->w +
+					       (size_t)(ix / j->up)) * (size_t)j->cin;
+				for (int c = 0; c < j->cin; c++)
+					row[c * 9 + tap] = src[c];
+			}
+		}
+	}
+}
+
+static void conv_item(void *arg, int item, int slot)
+{
+	const struct conv_job *j = arg;
+	int total = j->h * j->up * j->w * j->up;
+	int p0 = item * DIT_CONV_TILE, p1 = MIN(p0 + DIT_CONV_TILE, total);
+	float *col = j->scratch + (size_t)slot * j->per_slot;
+	float *out = j->out + (size_t)p0 * (size_t)j->cout;
+
+	im2col(j, p0, p1, col);
+	dit_sgemm_nt(p1 - p0, j->cout, 9 * j->cin, 1.0f, col, 9 * j->cin, j->wt, 9 * j->cin,
+		     0.0f, out, j->cout);
+	for (int p = 0; p < p1 - p0; p++) {
+		float *o = out + (size_t)p * (size_t)j->cout;
+		add_row(o, j->bias, j->cout);
+		if (j->silu)
+			map_silu(o, (size_t)j->cout);
+	}
+}
+
+void dit_conv3x3(const struct dit_exec *ex, const float *in, int h, int w, int cin, int up,
+		 const float *wt, const float *bias, int cout, int silu, float *out,
+		 float *scratch, size_t scratch_per_slot)
+{
+	struct conv_job j = {in, h, w, cin, up, wt, bias, cout, silu, out, scratch,
+			     scratch_per_slot};
+	int total = h * up * w * up;
+
+	dit_parallel(ex, (total + DIT_CONV_TILE - 1) / DIT_CONV_TILE, conv_item, &j);
+}
