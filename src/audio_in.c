@@ -90,6 +90,69 @@ static int audio_wav_truncated(const struct audio_fdfile *f, char *err, size_t e
 	return 1;
 }
 
+/* The CRC of an Ogg page (polynomial 0x04c11db7, no reflection), computed
+ * with its checksum field taken as zero. */
+static uint32_t audio_ogg_crc(const unsigned char *p, size_t n)
+{
+	uint32_t crc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		crc ^= (uint32_t)(i >= 22 && i < 26 ? 0 : p[i]) << 24;
+		for (int b = 0; b < 8; b++)
+			crc = crc & 0x80000000u ? crc << 1 ^ 0x04c11db7u : crc << 1;
+	}
+	return crc;
+}
+
+/* Size of the valid Ogg page at p (n bytes available), or 0. */
+static size_t audio_ogg_page(const unsigned char *p, size_t n)
+{
+	size_t size;
+
+	if (n < 27 || memcmp(p, "OggS", 4) || p[4] != 0 || n < 27 + (size_t)p[26])
+		return 0;
+	size = 27 + (size_t)p[26];
+	for (int i = 0; i < p[26]; i++)
+		size += p[27 + i];
+	if (size > n)
+		return 0;
+	uint32_t want =
+	    (uint32_t)p[22] | (uint32_t)p[23] << 8 | (uint32_t)p[24] << 16 | (uint32_t)p[25] << 24;
+	return audio_ogg_crc(p, size) == want ? size : 0;
+}
+
+/* An Ogg file must end with a complete page flagged end-of-stream; a cut
+ * one does not (libsndfile would otherwise fail to open it, and leak). */
+static int audio_ogg_truncated(const struct audio_fdfile *f, char *err, size_t errlen)
+{
+	enum { TAIL = 65536 + 27 + 255 };
+	struct audio_fdfile probe = *f;
+	unsigned char head[4];
+	unsigned char *tail;
+	size_t n, page = 0;
+	int eos = 0;
+
+	probe.pos = 0;
+	if (audio_vio_read(head, 4, &probe) != 4 || memcmp(head, "OggS", 4))
+		return 0;
+	n = (size_t)MIN((sf_count_t)TAIL, f->len);
+	tail = xmalloc(n);
+	probe.pos = f->len - (sf_count_t)n;
+	n = (size_t)audio_vio_read(tail, (sf_count_t)n, &probe);
+	for (size_t i = n >= 27 ? n - 27 + 1 : 0; i-- > 0;) {
+		if (tail[i] == 'O' && (page = audio_ogg_page(tail + i, n - i))) {
+			eos = tail[i + 5] & 0x04;
+			break;
+		}
+	}
+	free(tail);
+	if (page && eos)
+		return 0;
+	snprintf(err, errlen, "file is truncated: the Ogg stream %s",
+	         page ? "does not end with its end-of-stream page" : "has no complete final page");
+	return 1;
+}
+
 /* Growable output of 16-bit samples. */
 struct audio_out {
 	int16_t *s;
@@ -329,7 +392,7 @@ int audio_in_decode(int fd, const struct audio_in_opts *opts, struct audio_pcm *
 		snprintf(err, errlen, "file is empty");
 		return -ENODATA;
 	}
-	if (audio_wav_truncated(&f, err, errlen))
+	if (audio_wav_truncated(&f, err, errlen) || audio_ogg_truncated(&f, err, errlen))
 		return -EIO;
 	r = audio_dec_open(&d, &f, opts->rate, err, errlen);
 	if (r == 0 && (d.info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_OGG &&

@@ -540,6 +540,9 @@ static int setting_apply(const struct setting *s, const struct source *src, stru
 		*(int *)field = b;
 		break;
 	case CT_STRING:
+		/* every string setting ends up in JSON (logs, /v1/config, IPC) */
+		if (!utf8_valid(text, strlen(text)))
+			return invalid(s, src, "not valid UTF-8", err);
 		*(char **)field = xstrdup(text);
 		break;
 	case CT_ENUM:

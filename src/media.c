@@ -789,6 +789,14 @@ int media_base64_decode(const char *b64, size_t len, struct buf *out)
 		return 0;
 	if (media_base64_decoded_len(b64, len, &max))
 		return -EINVAL;
+	/* libsodium 1.0.18 lets bytes >= 0x80 through its alphabet check:
+	 * refuse anything outside the alphabet before decoding */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)b64[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || c == '='))
+			return -EINVAL;
+	}
 	r = buf_reserve(out, max);
 	if (r)
 		return r;

@@ -130,7 +130,8 @@ static int pick_worker(struct sched *s)
 		struct sched_worker *w = &s->workers[i];
 		if (!w->dispatchable || w->n_inflight >= w->window)
 			continue;
-		if (best < 0 || w->n_inflight < s->workers[best].n_inflight)
+		if (best < 0 || w->n_inflight + w->extra_load <
+				     s->workers[best].n_inflight + s->workers[best].extra_load)
 			best = i;
 	}
 	return best;

@@ -36,6 +36,7 @@ struct sched_worker {
 	int dispatchable; /* ready and not gated */
 	int window;       /* max requests in flight */
 	int n_inflight;
+	int extra_load;   /* counted as load when choosing (e.g. a health probe in flight) */
 	struct sched_req *head, *tail;
 };
 

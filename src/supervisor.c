@@ -57,7 +57,10 @@ void server_not_serving_reason(const struct server *s, char *out, size_t n)
 	}
 	if (ready >= s->cfg->min_ready_workers)
 		return;
-	if (!s->ever_ready) {
+	int failed = 0;
+	for (int i = 0; i < s->n_workers; i++)
+		failed += s->workers[i].state == W_FAILED;
+	if (!s->ever_ready && !failed) {
 		snprintf(out, n, "model warming up");
 		return;
 	}

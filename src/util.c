@@ -152,3 +152,36 @@ int write_all(int fd, const void *buf, size_t len)
 	}
 	return 0;
 }
+
+int utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)str, *end = p + len;
+
+	while (p < end) {
+		unsigned c = *p++;
+		int more;
+		unsigned min, cp;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1, min = 0x80, cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2, min = 0x800, cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3, min = 0x10000, cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (end - p < more)
+			return 0;
+		while (more--) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*p++ & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}

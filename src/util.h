@@ -34,6 +34,9 @@ int parse_double(const char *s, double *out);
 /* Booleans: 1/0 true/false yes/no on/off, any case. */
 int parse_bool(const char *s, int *out);
 
+/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
+int utf8_valid(const char *s, size_t len);
+
 /* Write all of buf to a blocking fd, retrying on EINTR; 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -27,6 +27,11 @@
 
 static const char *g_self_exe = "/proc/self/exe";
 
+static void canary_settle(struct server *s, struct worker *w);
+static void on_dead(struct server *s, struct worker *w);
+static void log_transition(struct server *s, struct worker *w,
+			   const struct canary_transition *t);
+
 const char *worker_state_name(enum worker_state st)
 {
 	static const char *names[] = {"starting", "warming_up", "ready", "restarting", "failed",
@@ -86,6 +91,9 @@ void workers_update_dispatch(struct server *s)
 		struct worker *w = &s->workers[i];
 		int on = worker_is_ready(s, w) && w->sock >= 0 && !w->stalled;
 		sched_set_dispatchable(&s->sched, i, on);
+		/* a probe in flight counts as load, so an idle worker is preferred
+		 * over one whose probe a request would have to wait behind */
+		s->sched.workers[i].extra_load = w->canary.probe.active ? 1 : 0;
 	}
 }
 
@@ -225,6 +233,7 @@ static void on_ready(struct server *s, struct worker *w, const char *payload, si
 	w->down_reason[0] = 0;
 	w->canary.set.deep_enabled = s->cfg->canary_deep_probe_enabled && w->deep_supported;
 	canary_worker_ready(&w->canary, now);
+	canary_settle(s, w);
 	log_info("worker %s ready after %.3f s (runner %s, model %s, deep probe %s)", w->id,
 		 now - w->spawn_mono, w->runner, w->model,
 		 w->deep_supported ? "supported" : "unsupported");
@@ -236,6 +245,26 @@ static void on_ready(struct server *s, struct worker *w, const char *payload, si
 	} else if (server_is_serving(s)) {
 		s->ever_ready = 1;
 	}
+}
+
+
+/* Act on the canary's state changes at once (not at the next tick): log
+ * each transition, update who may get work, and apply the on-dead policy
+ * on a dead edge. Call after every event that feeds the canary. */
+static void canary_settle(struct server *s, struct worker *w)
+{
+	struct canary_transition tr[CANARY_RING];
+	int n = canary_drain_transitions(&w->canary, tr, CANARY_RING);
+	int dead_edge = 0;
+
+	for (int i = 0; i < n; i++) {
+		log_transition(s, w, &tr[i]);
+		if (tr[i].to == CANARY_DEAD && tr[i].from != CANARY_DEAD)
+			dead_edge = 1;
+	}
+	workers_update_dispatch(s);
+	if (dead_edge)
+		on_dead(s, w);
 }
 
 static enum canary_outcome outcome_parse(const char *s)
@@ -282,10 +311,9 @@ static void on_probe_result(struct server *s, struct worker *w, const struct ipc
 	enum canary_outcome rec = canary_probe_result(&w->canary, now_s(), f->hdr.id, tier, got, lat);
 
 	record_probe_metrics(s, w, tier, rec, lat);
-	if (rec == CANARY_OK && w->stalled) {
+	if (rec == CANARY_OK && w->stalled)
 		w->stalled = 0;
-		workers_update_dispatch(s);
-	}
+	canary_settle(s, w);
 	if (rec != CANARY_OK && rec != CANARY_LATE)
 		log_warn("worker %s %s probe %llu: %s%s%s (%.3f s)", w->id, canary_tier_name(tier),
 			 (unsigned long long)f->hdr.id, canary_outcome_name(rec), err ? ": " : "",
@@ -639,10 +667,8 @@ static void on_dead(struct server *s, struct worker *w)
 
 static void canary_work(struct server *s, struct worker *w, double now)
 {
-	struct canary_transition tr[CANARY_RING];
 	struct canary_action a;
 	uint64_t steps = atomic_load_explicit(&w->progress->steps, memory_order_acquire);
-	int n, dead_edge = 0;
 
 	if (steps != w->progress_seen) {
 		uint64_t step_ns = atomic_load_explicit(&w->progress->last_step_ns,
@@ -677,18 +703,11 @@ static void canary_work(struct server *s, struct worker *w, double now)
 	if (a.kind == CANARY_ACT_PROBE) {
 		workers_send(s, w, IPC_PROBE, 0, a.tier == CANARY_TIER_DEEP ? 1 : 0, a.generation,
 			     NULL, 0, -1);
+		s->sched.workers[w->index].extra_load = 1;
 	} else if (a.kind == CANARY_ACT_SKIPPED) {
 		record_probe_metrics(s, w, a.tier, CANARY_SKIPPED, 0);
 	}
-	n = canary_drain_transitions(&w->canary, tr, CANARY_RING);
-	for (int i = 0; i < n; i++) {
-		log_transition(s, w, &tr[i]);
-		if (tr[i].to == CANARY_DEAD && tr[i].from != CANARY_DEAD)
-			dead_edge = 1;
-	}
-	workers_update_dispatch(s);
-	if (dead_edge)
-		on_dead(s, w);
+	canary_settle(s, w);
 }
 
 void workers_tick(struct server *s, double now)

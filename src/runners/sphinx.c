@@ -50,6 +50,7 @@
 #include <sphinxbase/cmn.h>
 #include <sphinxbase/err.h>
 #include <sphinxbase/feat.h>
+#include <sphinxbase/jsgf.h>
 #pragma GCC diagnostic pop
 
 #include "audio_in.h"
@@ -359,6 +360,41 @@ static void load_kernel(void *arg, int index, int count)
 	j->failed = !j->sp->ps;
 }
 
+/* The name of the language-model search that ps_init() set up (what
+ * ps_get_search() would say, but that one leaks an iterator here). */
+static int find_lm_search(struct sphinx *sp)
+{
+	for (ps_search_iter_t *it = ps_search_iter(sp->ps); it; it = ps_search_iter_next(it)) {
+		const char *name = ps_search_iter_val(it);
+
+		if (!sp->default_search[0] && name && ps_get_lm(sp->ps, name))
+			snprintf(sp->default_search, sizeof(sp->default_search), "%s", name);
+	}
+	return sp->default_search[0] ? 0 : -1;
+}
+
+/* ps_set_jsgf_string() of this pocketsphinx leaks the parsed grammar: the
+ * same steps, with the grammar freed. 0 or -1. */
+static int add_grammar(struct sphinx *sp, const char *name, const char *text)
+{
+	jsgf_t *jsgf = jsgf_parse_string(text, NULL);
+	jsgf_rule_t *rule = jsgf ? jsgf_get_public_rule(jsgf) : NULL;
+	fsg_model_t *fsg = NULL;
+	int r = -1;
+
+	if (rule) {
+		float lw = (float)cmd_ln_float32_r(ps_get_config(sp->ps), "-lw");
+		fsg = jsgf_build_fsg(jsgf, rule, ps_get_logmath(sp->ps), lw);
+	}
+	if (fsg) {
+		r = ps_set_fsg(sp->ps, name, fsg) < 0 ? -1 : 0;
+		fsg_model_free(fsg); /* the search keeps its own reference */
+	}
+	if (jsgf)
+		jsgf_grammar_free(jsgf);
+	return r;
+}
+
 static int sphinx_load(struct sphinx *sp, char *err, size_t errlen)
 {
 	char hmm[PATH_MAX], lm[PATH_MAX], dict[PATH_MAX];
@@ -384,7 +420,10 @@ static int sphinx_load(struct sphinx *sp, char *err, size_t errlen)
 		snprintf(err, errlen, "pocketsphinx could not load the model in %s", sp->model_dir);
 		return r < 0 ? r : -EIO;
 	}
-	snprintf(sp->default_search, sizeof(sp->default_search), "%s", ps_get_search(sp->ps));
+	if (find_lm_search(sp) < 0) {
+		snprintf(err, errlen, "pocketsphinx loaded no language-model search");
+		return -EINVAL;
+	}
 	sp->frate = (int)cmd_ln_int32_r(ps_get_config(sp->ps), "-frate");
 	if (sp->frate <= 0)
 		sp->frate = 100;
@@ -394,7 +433,7 @@ static int sphinx_load(struct sphinx *sp, char *err, size_t errlen)
 		memcpy(sp->cmn_init, feat->cmn_struct->cmn_mean,
 		       (size_t)sp->cmn_len * sizeof(mfcc_t));
 	}
-	if (ps_set_jsgf_string(sp->ps, CANARY_SEARCH, canary_grammar) < 0 ||
+	if (add_grammar(sp, CANARY_SEARCH, canary_grammar) < 0 ||
 	    ps_set_search(sp->ps, sp->default_search) < 0) {
 		snprintf(err, errlen, "pocketsphinx rejected the deep-probe grammar");
 		return -EINVAL;
