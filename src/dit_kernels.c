@@ -16,56 +16,52 @@
 #include "log.h"
 #include "util.h"
 
-/* --- 8-wide vectors (GCC vector extensions; lowered to SSE on the baseline) --- */
+/* --- 4-wide vectors (GCC vector extensions, SSE2 on the x86-64 baseline) --- */
 
-/* The vector helpers are static and inlined: no 32-byte vector crosses an
- * ABI boundary, so GCC's note about AVX argument passing does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v4 __attribute__((vector_size(16)));
+typedef int32_t i4 __attribute__((vector_size(16)));
 
-typedef float f8 __attribute__((vector_size(32)));
-typedef int32_t i8 __attribute__((vector_size(32)));
+#define VW 4
 
-#define VW 8
-
-static inline f8 f8_load(const float *p)
+static inline v4 v4_load(const float *p)
 {
-	f8 v;
+	v4 v;
 
 	memcpy(&v, p, sizeof(v));
 	return v;
 }
 
-static inline void f8_store(float *p, f8 v)
+static inline void v4_store(float *p, v4 v)
 {
 	memcpy(p, &v, sizeof(v));
 }
 
-static inline f8 f8_splat(float x)
+static inline v4 v4_splat(float x)
 {
-	return (f8){x, x, x, x, x, x, x, x};
+	return (v4){x, x, x, x};
 }
 
-static inline f8 f8_select(i8 mask, f8 a, f8 b)
+static inline v4 v4_select(i4 mask, v4 a, v4 b)
 {
-	return (f8)((mask & (i8)a) | (~mask & (i8)b));
+	return (v4)((mask & (i4)a) | (~mask & (i4)b));
 }
 
-static inline f8 f8_max(f8 a, f8 b)
+static inline v4 v4_max(v4 a, v4 b)
 {
-	return f8_select(a > b, a, b);
+	return v4_select(a > b, a, b);
 }
 
-static inline f8 f8_min(f8 a, f8 b)
+static inline v4 v4_min(v4 a, v4 b)
 {
-	return f8_select(a < b, a, b);
+	return v4_select(a < b, a, b);
 }
 
-static inline float f8_hsum(f8 v)
+static inline float v4_hsum(v4 v)
 {
-	return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+	return (v[0] + v[2]) + (v[1] + v[3]);
 }
 
-static inline float f8_hmax(f8 v)
+static inline float v4_hmax(v4 v)
 {
 	float m = v[0];
 
@@ -77,18 +73,18 @@ static inline float f8_hmax(f8 v)
 /* e^x: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2, the high
  * part exact for |n| < 2^15), e^r by its Taylor series to degree 7 (error
  * below 2e-9), times 2^n built in the exponent bits. */
-static inline f8 f8_exp(f8 x)
+static inline v4 v4_exp(v4 x)
 {
-	const f8 magic = f8_splat(12582912.0f); /* 1.5 * 2^23: rounds to integer */
-	f8 t, n, r, p;
-	i8 e;
+	const v4 magic = v4_splat(12582912.0f); /* 1.5 * 2^23: rounds to integer */
+	v4 t, n, r, p;
+	i4 e;
 
-	x = f8_min(f8_max(x, f8_splat(-87.0f)), f8_splat(88.0f));
+	x = v4_min(v4_max(x, v4_splat(-87.0f)), v4_splat(88.0f));
 	t = x * 1.44269504088896341f + magic;
 	n = t - magic;
 	r = x - n * 0.693359375f;
 	r = r + n * 2.12194440054690583e-4f;
-	p = f8_splat(1.0f / 5040.0f);
+	p = v4_splat(1.0f / 5040.0f);
 	p = p * r + 1.0f / 720.0f;
 	p = p * r + 1.0f / 120.0f;
 	p = p * r + 1.0f / 24.0f;
@@ -96,22 +92,22 @@ static inline f8 f8_exp(f8 x)
 	p = p * r + 0.5f;
 	p = p * r + 1.0f;
 	p = p * r + 1.0f;
-	e = (__builtin_convertvector(n, i8) + 127) << 23;
-	return p * (f8)e;
+	e = (__builtin_convertvector(n, i4) + 127) << 23;
+	return p * (v4)e;
 }
 
-static inline f8 f8_silu(f8 x)
+static inline v4 v4_silu(v4 x)
 {
-	return x / (1.0f + f8_exp(-x));
+	return x / (1.0f + v4_exp(-x));
 }
 
 /* gelu, tanh form: 0.5 x (1 + tanh(u)) = x * sigmoid(2u),
  * u = sqrt(2/pi) (x + 0.044715 x^3). */
-static inline f8 f8_gelu(f8 x)
+static inline v4 v4_gelu(v4 x)
 {
-	f8 u2 = x * (1.5957691216057308f + 0.0713548162726f * x * x);
+	v4 u2 = x * (1.5957691216057308f + 0.0713548162726f * x * x);
 
-	return x / (1.0f + f8_exp(-u2));
+	return x / (1.0f + v4_exp(-u2));
 }
 
 /* Apply op to n floats in place; the tail goes through a padded vector, so
@@ -122,16 +118,16 @@ static inline f8 f8_gelu(f8 x)
 		size_t i = 0;                                   \
 		float tail[VW] = {0};                           \
 		for (; i + VW <= n; i += VW)                    \
-			f8_store(x + i, op(f8_load(x + i)));    \
+			v4_store(x + i, op(v4_load(x + i)));    \
 		if (i < n) {                                    \
 			memcpy(tail, x + i, (n - i) * sizeof(float)); \
-			f8_store(tail, op(f8_load(tail)));      \
+			v4_store(tail, op(v4_load(tail)));      \
 			memcpy(x + i, tail, (n - i) * sizeof(float)); \
 		}                                               \
 	}
 
-DEFINE_MAP(map_silu, f8_silu)
-DEFINE_MAP(map_gelu, f8_gelu)
+DEFINE_MAP(map_silu, v4_silu)
+DEFINE_MAP(map_gelu, v4_gelu)
 
 void dit_vsilu(float *x, size_t n)
 {
@@ -149,10 +145,10 @@ void dit_vexp(float *y, const float *x, size_t n)
 	float tail[VW] = {0};
 
 	for (; i + VW <= n; i += VW)
-		f8_store(y + i, f8_exp(f8_load(x + i)));
+		v4_store(y + i, v4_exp(v4_load(x + i)));
 	if (i < n) {
 		memcpy(tail, x + i, (n - i) * sizeof(float));
-		f8_store(tail, f8_exp(f8_load(tail)));
+		v4_store(tail, v4_exp(v4_load(tail)));
 		memcpy(y + i, tail, (n - i) * sizeof(float));
 	}
 }
@@ -163,7 +159,7 @@ static void add_row(float *c, const float *b, int n)
 	int j = 0;
 
 	for (; j + VW <= n; j += VW)
-		f8_store(c + j, f8_load(c + j) + f8_load(b + j));
+		v4_store(c + j, v4_load(c + j) + v4_load(b + j));
 	for (; j < n; j++)
 		c[j] += b[j];
 }
@@ -174,10 +170,10 @@ static void gated_row(float *x, const float *g, const float *c, const float *b, 
 	int j = 0;
 
 	for (; j + VW <= n; j += VW) {
-		f8 v = f8_load(c + j);
+		v4 v = v4_load(c + j);
 		if (b)
-			v += f8_load(b + j);
-		f8_store(x + j, f8_load(x + j) + f8_load(g + j) * v);
+			v += v4_load(b + j);
+		v4_store(x + j, v4_load(x + j) + v4_load(g + j) * v);
 	}
 	for (; j < n; j++)
 		x[j] += g[j] * (c[j] + (b ? b[j] : 0.0f));
@@ -185,35 +181,35 @@ static void gated_row(float *x, const float *g, const float *c, const float *b, 
 
 static void softmax_row(float *x, int n)
 {
-	f8 vm = f8_splat(-INFINITY), vs = f8_splat(0.0f);
+	v4 vm = v4_splat(-INFINITY), vs = v4_splat(0.0f);
 	float m, s, inv, tail[VW];
 	int j = 0, rest;
 
 	for (; j + VW <= n; j += VW)
-		vm = f8_max(vm, f8_load(x + j));
-	m = f8_hmax(vm);
+		vm = v4_max(vm, v4_load(x + j));
+	m = v4_hmax(vm);
 	for (; j < n; j++)
 		m = x[j] > m ? x[j] : m;
 	for (j = 0; j + VW <= n; j += VW) {
-		f8 e = f8_exp(f8_load(x + j) - m);
-		f8_store(x + j, e);
+		v4 e = v4_exp(v4_load(x + j) - m);
+		v4_store(x + j, e);
 		vs += e;
 	}
 	rest = n - j;
 	if (rest) {
 		for (int k = 0; k < VW; k++)
 			tail[k] = k < rest ? x[j + k] - m : -INFINITY;
-		f8 e = f8_exp(f8_load(tail));
+		v4 e = v4_exp(v4_load(tail));
 		for (int k = rest; k < VW; k++)
 			e[k] = 0.0f; /* exp clamps at e^-87; the padding must add nothing */
 		vs += e;
-		f8_store(tail, e);
+		v4_store(tail, e);
 		memcpy(x + j, tail, (size_t)rest * sizeof(float));
 	}
-	s = f8_hsum(vs);
+	s = v4_hsum(vs);
 	inv = 1.0f / s;
 	for (j = 0; j + VW <= n; j += VW)
-		f8_store(x + j, f8_load(x + j) * inv);
+		v4_store(x + j, v4_load(x + j) * inv);
 	for (; j < n; j++)
 		x[j] *= inv;
 }
@@ -459,28 +455,28 @@ struct ln_job {
 
 static void ln_row(const float *x, float *y, int d, const float *shift, const float *scale)
 {
-	f8 vs = f8_splat(0.0f), vq = f8_splat(0.0f);
+	v4 vs = v4_splat(0.0f), vq = v4_splat(0.0f);
 	float mean, var, rstd;
 	int j = 0;
 
 	for (; j + VW <= d; j += VW)
-		vs += f8_load(x + j);
-	mean = f8_hsum(vs);
+		vs += v4_load(x + j);
+	mean = v4_hsum(vs);
 	for (; j < d; j++)
 		mean += x[j];
 	mean /= (float)d;
 	for (j = 0; j + VW <= d; j += VW) {
-		f8 t = f8_load(x + j) - mean;
+		v4 t = v4_load(x + j) - mean;
 		vq += t * t;
 	}
-	var = f8_hsum(vq);
+	var = v4_hsum(vq);
 	for (; j < d; j++)
 		var += (x[j] - mean) * (x[j] - mean);
 	var /= (float)d;
 	rstd = 1.0f / sqrtf(var + 1e-6f);
 	for (j = 0; j + VW <= d; j += VW) {
-		f8 t = (f8_load(x + j) - mean) * rstd;
-		f8_store(y + j, t * (1.0f + f8_load(scale + j)) + f8_load(shift + j));
+		v4 t = (v4_load(x + j) - mean) * rstd;
+		v4_store(y + j, t * (1.0f + v4_load(scale + j)) + v4_load(shift + j));
 	}
 	for (; j < d; j++)
 		y[j] = (x[j] - mean) * rstd * (1.0f + scale[j]) + shift[j];

@@ -7,7 +7,7 @@
  * every output element the same arithmetic whatever the tiling. That is what
  * makes an image byte-identical on any thread count and whatever else is
  * batched with it. Element-wise kernels (layer norm, softmax, GELU, SiLU,
- * exp) are written on 8-wide GCC vector types, so they vectorise on the
+ * exp) are written on 4-wide GCC vector types, so they vectorise on the
  * baseline target and every element, tail included, gets the same
  * arithmetic.
  *

@@ -36,6 +36,7 @@ const struct dit_arch *dit_arch_find(const char *name)
 #define GAIN_LINEAR 1.0f
 #define GAIN_ADA 0.5f
 #define GAIN_CONV 1.6f
+#define GAIN_CONV_OUT 0.4f /* the decoder's output std near 1: not all saturated */
 #define BIAS_SCALE 0.02f
 
 struct table {
@@ -86,11 +87,12 @@ static void add_linear(struct table *tb, float **w, float **b, int out, int in, 
 	add_tensor(tb, b, BIAS_SCALE, 1, bs, "%s.bias", prefix);
 }
 
-static void add_conv(struct table *tb, float **w, float **b, int out, int in, const char *prefix)
+static void add_conv(struct table *tb, float **w, float **b, int out, int in, float gain,
+		     const char *prefix)
 {
 	int64_t ws[4] = {out, in, 3, 3}, bs[1] = {out};
 
-	add_tensor(tb, w, GAIN_CONV * sqrtf(3.0f / (float)(in * 9)), 4, ws, "%s.weight", prefix);
+	add_tensor(tb, w, gain * sqrtf(3.0f / (float)(in * 9)), 4, ws, "%s.weight", prefix);
 	add_tensor(tb, b, BIAS_SCALE, 1, bs, "%s.bias", prefix);
 }
 
@@ -128,10 +130,14 @@ static void build_table(struct dit_model *m)
 	add_linear(&tb, &m->f_ada_w, &m->f_ada_b, 2 * h, h, GAIN_ADA,
 		   "final_layer.adaLN_modulation.1");
 	add_linear(&tb, &m->f_w, &m->f_b, DIT_PATCH_DIM, h, GAIN_LINEAR, "final_layer.linear");
-	add_conv(&tb, &m->dec_w[0], &m->dec_b[0], m->dec_ch[1], m->dec_ch[0], "decoder.conv_in");
-	add_conv(&tb, &m->dec_w[1], &m->dec_b[1], m->dec_ch[2], m->dec_ch[1], "decoder.up.0.conv");
-	add_conv(&tb, &m->dec_w[2], &m->dec_b[2], m->dec_ch[3], m->dec_ch[2], "decoder.up.1.conv");
-	add_conv(&tb, &m->dec_w[3], &m->dec_b[3], m->dec_ch[4], m->dec_ch[3], "decoder.conv_out");
+	add_conv(&tb, &m->dec_w[0], &m->dec_b[0], m->dec_ch[1], m->dec_ch[0], GAIN_CONV,
+		 "decoder.conv_in");
+	add_conv(&tb, &m->dec_w[1], &m->dec_b[1], m->dec_ch[2], m->dec_ch[1], GAIN_CONV,
+		 "decoder.up.0.conv");
+	add_conv(&tb, &m->dec_w[2], &m->dec_b[2], m->dec_ch[3], m->dec_ch[2], GAIN_CONV,
+		 "decoder.up.1.conv");
+	add_conv(&tb, &m->dec_w[3], &m->dec_b[3], m->dec_ch[4], m->dec_ch[3], GAIN_CONV_OUT,
+		 "decoder.conv_out");
 
 	m->arena = xcalloc(m->n_params, sizeof(float));
 	for (int i = 0; i < m->n_tensors; i++) {

@@ -393,7 +393,7 @@ int safetensors_read_f32(const struct safetensors *st, const char *name, int ndi
 		return -ENOTSUP;
 	}
 	numel = (uint64_t)shape_numel(t->ndim, t->shape);
-	if (t->end - t->begin != numel * esize) {
+	if (numel > UINT64_MAX / esize || t->end - t->begin != numel * esize) {
 		snprintf(err, errlen, "%s: tensor %s: data_offsets span %llu bytes, but %s %s "
 				      "needs %llu", st->path, name,
 			 (unsigned long long)(t->end - t->begin), t->dtype_name, got,

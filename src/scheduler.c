@@ -28,7 +28,7 @@ void sched_init(struct sched *s, int max_queue, int max_batch, double batch_dela
 		s->hash_cap <<= 1;
 	s->hash = xcalloc(s->hash_cap, sizeof(*s->hash));
 	for (int i = 0; i < s->n_workers; i++)
-		s->workers[i].window = 2 * s->max_batch;
+		s->workers[i].window = SCHED_WINDOW_BATCHES * s->max_batch;
 }
 
 void sched_release(struct sched *s)

@@ -17,6 +17,10 @@
 
 #define SCHED_MAX_WORKERS 16
 #define SCHED_MAX_BATCH 64
+/* A worker holds at most this many batches at once: one running and the next
+ * ones ready, so it never idles waiting for the supervisor, while a wedged
+ * worker strands only a few requests (which are answered when it is caught). */
+#define SCHED_WINDOW_BATCHES 4
 
 struct sched_req {
 	uint64_t id;

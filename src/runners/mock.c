@@ -48,6 +48,8 @@ static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
 
+	if (ns == 0)
+		return; /* nanosleep(0) still costs a timer-slack wait */
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }

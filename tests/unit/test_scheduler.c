@@ -86,14 +86,14 @@ static void test_init_clamps(void **state)
 	assert_int_equal(s.n_workers, SCHED_MAX_WORKERS);
 	for (int i = 0; i < s.n_workers; i++) {
 		assert_int_equal(s.workers[i].dispatchable, 0); /* gated until ready */
-		assert_int_equal(s.workers[i].window, 2);
+		assert_int_equal(s.workers[i].window, SCHED_WINDOW_BATCHES);
 	}
 	assert_false(sched_any_dispatchable(&s));
 	sched_release(&s);
 
 	sched_init(&s, 8, 1000, 0, 2);
 	assert_int_equal(s.max_batch, SCHED_MAX_BATCH);
-	assert_int_equal(s.workers[0].window, 2 * SCHED_MAX_BATCH);
+	assert_int_equal(s.workers[0].window, SCHED_WINDOW_BATCHES * SCHED_MAX_BATCH);
 	sched_release(&s);
 }
 
