@@ -110,20 +110,30 @@ static inline v4 v4_gelu(v4 x)
 	return x / (1.0f + v4_exp(-u2));
 }
 
-/* Apply op to n floats in place; the tail goes through a padded vector, so
- * every element gets the same arithmetic. */
-#define DEFINE_MAP(name, op)                                    \
-	static void name(float *x, size_t n)                    \
-	{                                                       \
-		size_t i = 0;                                   \
-		float tail[VW] = {0};                           \
-		for (; i + VW <= n; i += VW)                    \
-			v4_store(x + i, op(v4_load(x + i)));    \
-		if (i < n) {                                    \
-			memcpy(tail, x + i, (n - i) * sizeof(float)); \
-			v4_store(tail, op(v4_load(tail)));      \
-			memcpy(x + i, tail, (n - i) * sizeof(float)); \
-		}                                               \
+/* x[i] = op(x[i] + b[i]) for n floats in place (b may be NULL: no bias) in
+ * one pass; the tail goes through a padded vector, so every element gets
+ * the same arithmetic. */
+#define DEFINE_MAP(name, op)                                                                       \
+	static void name(float *x, const float *b, size_t n)                                       \
+	{                                                                                          \
+		size_t i = 0;                                                                      \
+		float tail[VW] = {0}, btail[VW] = {0};                                             \
+		for (; i + VW <= n; i += VW) {                                                     \
+			v4 v = v4_load(x + i);                                                     \
+			if (b)                                                                     \
+				v += v4_load(b + i);                                               \
+			v4_store(x + i, op(v));                                                    \
+		}                                                                                  \
+		if (i < n) {                                                                       \
+			memcpy(tail, x + i, (n - i) * sizeof(float));                              \
+			if (b)                                                                     \
+				memcpy(btail, b + i, (n - i) * sizeof(float));                     \
+			v4 v = v4_load(tail);                                                      \
+			if (b)                                                                     \
+				v += v4_load(btail);                                               \
+			v4_store(tail, op(v));                                                     \
+			memcpy(x + i, tail, (n - i) * sizeof(float));                              \
+		}                                                                                  \
 	}
 
 DEFINE_MAP(map_silu, v4_silu)
@@ -131,12 +141,12 @@ DEFINE_MAP(map_gelu, v4_gelu)
 
 void dit_vsilu(float *x, size_t n)
 {
-	map_silu(x, n);
+	map_silu(x, NULL, n);
 }
 
 void dit_vgelu(float *x, size_t n)
 {
-	map_gelu(x, n);
+	map_gelu(x, NULL, n);
 }
 
 void dit_vexp(float *y, const float *x, size_t n)
@@ -250,7 +260,7 @@ static void blis_setup(void)
 	bli_thread_set_num_threads(1);
 	snprintf(blis_arch, sizeof(blis_arch), "%s", bli_arch_string(bli_arch_query_id()));
 	log_info("BLIS %s: sgemm kernels %s%s, single-threaded calls", bli_info_get_version_str(),
-		 blis_arch, blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)");
+	         blis_arch, blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)");
 }
 
 void dit_kernels_init(void)
@@ -267,7 +277,7 @@ const char *dit_kernels_blis_arch(int *forced)
 }
 
 static void sgemm_call(trans_t tb, int m, int n, int k, float alpha, const float *a, int lda,
-		       const float *b, int ldb, float beta, float *c, int ldc)
+                       const float *b, int ldb, float beta, float *c, int ldc)
 {
 	rntm_t rntm = BLIS_RNTM_INITIALIZER;
 
@@ -275,18 +285,18 @@ static void sgemm_call(trans_t tb, int m, int n, int k, float alpha, const float
 		return;
 	bli_rntm_set_num_threads(1, &rntm);
 	bli_rntm_disable_l3_sup(&rntm);
-	bli_sgemm_ex(BLIS_NO_TRANSPOSE, tb, m, n, k, &alpha, (float *)a, lda, 1, (float *)b, ldb,
-		     1, &beta, c, ldc, 1, NULL, &rntm);
+	bli_sgemm_ex(BLIS_NO_TRANSPOSE, tb, m, n, k, &alpha, (float *)a, lda, 1, (float *)b, ldb, 1,
+	             &beta, c, ldc, 1, NULL, &rntm);
 }
 
 void dit_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-		  int ldb, float beta, float *c, int ldc)
+                  int ldb, float beta, float *c, int ldc)
 {
 	sgemm_call(BLIS_TRANSPOSE, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void dit_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-		  int ldb, float beta, float *c, int ldc)
+                  int ldb, float beta, float *c, int ldc)
 {
 	sgemm_call(BLIS_NO_TRANSPOSE, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -324,8 +334,8 @@ static void par_slot(void *p, int slot, int count)
 		j->fn(j->arg, i, slot);
 }
 
-void dit_parallel(const struct dit_exec *ex, int n_items,
-		  void (*fn)(void *arg, int item, int slot), void *arg)
+void dit_parallel(const struct dit_exec *ex, int n_items, void (*fn)(void *arg, int item, int slot),
+                  void *arg)
 {
 	struct par_job job = {.fn = fn, .arg = arg, .n = n_items};
 	int r;
@@ -367,19 +377,15 @@ static void epilogue(const struct dit_gemm *g, int i0, int i1, int j0, int j1)
 				add_row(c, g->bias + j0, n);
 			break;
 		case DIT_EPI_BIAS_GELU:
-			if (g->bias)
-				add_row(c, g->bias + j0, n);
-			map_gelu(c, (size_t)n);
+			map_gelu(c, g->bias ? g->bias + j0 : NULL, (size_t)n);
 			break;
 		case DIT_EPI_BIAS_SILU:
-			if (g->bias)
-				add_row(c, g->bias + j0, n);
-			map_silu(c, (size_t)n);
+			map_silu(c, g->bias ? g->bias + j0 : NULL, (size_t)n);
 			break;
 		case DIT_EPI_GATED:
 			gated_row(g->x + (size_t)i * (size_t)g->ldx + j0,
-				  g->gate + (size_t)g->row_seg[i] * (size_t)g->ld_gate + j0, c,
-				  g->bias ? g->bias + j0 : NULL, n);
+			          g->gate + (size_t)g->row_seg[i] * (size_t)g->ld_gate + j0, c,
+			          g->bias ? g->bias + j0 : NULL, n);
 			break;
 		}
 	}
@@ -395,8 +401,8 @@ static void gemm_tile(void *arg, int item, int slot)
 	if (i0 >= i1 || j0 >= j1)
 		return;
 	dit_sgemm_nt(i1 - i0, j1 - j0, g->k, 1.0f, g->a + (size_t)i0 * (size_t)g->lda, g->lda,
-		     g->w + (size_t)j0 * (size_t)g->ldw, g->ldw, 0.0f,
-		     g->c + (size_t)i0 * (size_t)g->ldc + j0, g->ldc);
+	             g->w + (size_t)j0 * (size_t)g->ldw, g->ldw, 0.0f,
+	             g->c + (size_t)i0 * (size_t)g->ldc + j0, g->ldc);
 	epilogue(g, i0, i1, j0, j1);
 }
 
@@ -405,23 +411,21 @@ static int round_up(int v, int to)
 	return (v + to - 1) / to * to;
 }
 
-/* Tiles: per_slot tiles per pool thread (more lets an idle thread help a
+/* Tiles: TILES_PER_SLOT per pool thread (more lets an idle thread help a
  * slowed one), shaped to repeat the least packing: BLIS packs a tile's rows
  * of a and its columns of w, so the split minimises mt / m + nt / n. Any
  * tiling gives the same bits (see the header); this only chooses speed. */
-static int tiles_per_slot = 2;
+#define TILES_PER_SLOT 2
 
 void dit_gemm(const struct dit_exec *ex, const struct dit_gemm *g)
 {
 	struct gemm_job j = {.g = g};
-	int target = ex->slots > 1 ? tiles_per_slot * ex->slots : 1;
+	int target = ex->slots > 1 ? TILES_PER_SLOT * ex->slots : 1;
 	int best_mt = 1;
 	double best = 1e300;
 
 	if (g->m <= 0 || g->n <= 0)
 		return;
-	if (getenv("DIT_TPS"))
-		tiles_per_slot = atoi(getenv("DIT_TPS"));
 	for (int mt = 1; mt <= target; mt++) {
 		int nt = (target + mt - 1) / mt;
 		double cost = (double)mt / g->m + (double)nt / g->n;
@@ -494,9 +498,9 @@ static void ln_item(void *arg, int item, int slot)
 	}
 }
 
-void dit_layernorm_modulate(const struct dit_exec *ex, const float *x, int ldx, float *y,
-			    int ldy, int rows, int dim, const int *row_seg, const float *shift,
-			    const float *scale, int ld_mod)
+void dit_layernorm_modulate(const struct dit_exec *ex, const float *x, int ldx, float *y, int ldy,
+                            int rows, int dim, const int *row_seg, const float *shift,
+                            const float *scale, int ld_mod)
 {
 	struct ln_job j = {x, ldx, y, ldy, rows, dim, row_seg, shift, scale, ld_mod};
 
@@ -541,16 +545,16 @@ static void attn_item(void *arg, int item, int slot)
 	base = j->qkv + (size_t)s->row0 * (size_t)ld + (size_t)head * (size_t)hd;
 	/* scores = q k^T / sqrt(hd), softmax, out = scores v */
 	dit_sgemm_nt(qn, s->n, hd, 1.0f / sqrtf((float)hd), base + (size_t)q0 * (size_t)ld, ld,
-		     base + j->dim, ld, 0.0f, scores, s->n);
+	             base + j->dim, ld, 0.0f, scores, s->n);
 	dit_softmax_rows(scores, qn, s->n, s->n);
 	dit_sgemm_nn(qn, hd, s->n, 1.0f, scores, s->n, base + 2 * j->dim, ld, 0.0f,
-		     j->out + (size_t)(s->row0 + q0) * (size_t)j->dim + (size_t)head * (size_t)hd,
-		     j->dim);
+	             j->out + (size_t)(s->row0 + q0) * (size_t)j->dim + (size_t)head * (size_t)hd,
+	             j->dim);
 }
 
 void dit_attention(const struct dit_exec *ex, const float *qkv, int dim, int heads, float *out,
-		   const struct dit_attn_seg *segs, int n_segs, float *scratch,
-		   size_t scratch_per_slot)
+                   const struct dit_attn_seg *segs, int n_segs, float *scratch,
+                   size_t scratch_per_slot)
 {
 	struct attn_job j = {qkv, dim, heads, out, segs, n_segs, scratch, scratch_per_slot};
 	int items = 0;
@@ -591,8 +595,9 @@ static void im2col(const struct conv_job *j, int p0, int p1, float *col)
 						row[c * 9 + tap] = 0.0f;
 					continue;
 				}
-				src = j->in + ((size_t)(iy / j->up) * (size_t)j->w +
-					       (size_t)(ix / j->up)) * (size_t)j->cin;
+				src = j->in +
+				      ((size_t)(iy / j->up) * (size_t)j->w + (size_t)(ix / j->up)) *
+				          (size_t)j->cin;
 				for (int c = 0; c < j->cin; c++)
 					row[c * 9 + tap] = src[c];
 			}
@@ -609,22 +614,23 @@ static void conv_item(void *arg, int item, int slot)
 	float *out = j->out + (size_t)p0 * (size_t)j->cout;
 
 	im2col(j, p0, p1, col);
-	dit_sgemm_nt(p1 - p0, j->cout, 9 * j->cin, 1.0f, col, 9 * j->cin, j->wt, 9 * j->cin,
-		     0.0f, out, j->cout);
+	dit_sgemm_nt(p1 - p0, j->cout, 9 * j->cin, 1.0f, col, 9 * j->cin, j->wt, 9 * j->cin, 0.0f,
+	             out, j->cout);
 	for (int p = 0; p < p1 - p0; p++) {
 		float *o = out + (size_t)p * (size_t)j->cout;
-		add_row(o, j->bias, j->cout);
 		if (j->silu)
-			map_silu(o, (size_t)j->cout);
+			map_silu(o, j->bias, (size_t)j->cout);
+		else
+			add_row(o, j->bias, j->cout);
 	}
 }
 
 void dit_conv3x3(const struct dit_exec *ex, const float *in, int h, int w, int cin, int up,
-		 const float *wt, const float *bias, int cout, int silu, float *out,
-		 float *scratch, size_t scratch_per_slot)
+                 const float *wt, const float *bias, int cout, int silu, float *out, float *scratch,
+                 size_t scratch_per_slot)
 {
-	struct conv_job j = {in, h, w, cin, up, wt, bias, cout, silu, out, scratch,
-			     scratch_per_slot};
+	struct conv_job j = {in,   h,    w,    cin, up,      wt,
+	                     bias, cout, silu, out, scratch, scratch_per_slot};
 	int total = h * up * w * up;
 
 	dit_parallel(ex, (total + DIT_CONV_TILE - 1) / DIT_CONV_TILE, conv_item, &j);

@@ -24,7 +24,7 @@ struct device;
 
 /* Query rows per attention work item, and output pixels per conv work item. */
 #define DIT_ATTN_QBLOCK 128
-#define DIT_CONV_TILE 256
+#define DIT_CONV_TILE   256
 
 /* Set BLIS up once per process: single-threaded calls (the pool supplies
  * the parallelism), and the sgemm kernel chosen for the CPU. BLIS 0.9
@@ -50,8 +50,8 @@ int dit_exec_init(struct dit_exec *ex, struct device *dev);
 /* Call fn(arg, item, slot) once for every item in 0..n_items-1. Items are
  * claimed dynamically; slot (0..slots-1) is unique among concurrent calls,
  * so fn can use per-slot scratch. Returns when all items are done. */
-void dit_parallel(const struct dit_exec *ex, int n_items,
-		  void (*fn)(void *arg, int item, int slot), void *arg);
+void dit_parallel(const struct dit_exec *ex, int n_items, void (*fn)(void *arg, int item, int slot),
+                  void *arg);
 
 /* What a product does with its result, per tile, while it is in cache. */
 enum dit_epilogue {
@@ -86,16 +86,16 @@ void dit_gemm(const struct dit_exec *ex, const struct dit_gemm *g);
 /* One single-threaded BLIS call on the calling thread:
  * c = alpha a b^T + beta c (dit_sgemm_nt) or alpha a b + beta c (_nn). */
 void dit_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-		  int ldb, float beta, float *c, int ldc);
+                  int ldb, float beta, float *c, int ldc);
 void dit_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-		  int ldb, float beta, float *c, int ldc);
+                  int ldb, float beta, float *c, int ldc);
 
 /* y[r] = layernorm(x[r]) * (1 + scale[s]) + shift[s] for the rows r of
  * each segment s = row_seg[r] (no affine, eps 1e-6); shift and scale rows at
  * + s * ld_mod. */
-void dit_layernorm_modulate(const struct dit_exec *ex, const float *x, int ldx, float *y,
-			    int ldy, int rows, int dim, const int *row_seg, const float *shift,
-			    const float *scale, int ld_mod);
+void dit_layernorm_modulate(const struct dit_exec *ex, const float *x, int ldx, float *y, int ldy,
+                            int rows, int dim, const int *row_seg, const float *shift,
+                            const float *scale, int ld_mod);
 
 /* A run of rows that attend to each other (one image's tokens). */
 struct dit_attn_seg {
@@ -106,8 +106,8 @@ struct dit_attn_seg {
  * q, k, v side by side, heads of dim / heads columns each; out: [rows, dim].
  * scratch: slots * DIT_ATTN_QBLOCK * (longest segment) floats. */
 void dit_attention(const struct dit_exec *ex, const float *qkv, int dim, int heads, float *out,
-		   const struct dit_attn_seg *segs, int n_segs, float *scratch,
-		   size_t scratch_per_slot);
+                   const struct dit_attn_seg *segs, int n_segs, float *scratch,
+                   size_t scratch_per_slot);
 
 /* 3x3 convolution, stride 1, zero padding 1, on channels-last images.
  * in: [h, w, cin]; when up is 2 the input is first enlarged 2x by nearest
@@ -115,8 +115,8 @@ void dit_attention(const struct dit_exec *ex, const float *qkv, int dim, int hea
  * out: [h * up, w * up, cout]; silu != 0 applies SiLU. scratch: per slot
  * DIT_CONV_TILE * 9 * cin floats. */
 void dit_conv3x3(const struct dit_exec *ex, const float *in, int h, int w, int cin, int up,
-		 const float *wt, const float *bias, int cout, int silu, float *out,
-		 float *scratch, size_t scratch_per_slot);
+                 const float *wt, const float *bias, int cout, int silu, float *out, float *scratch,
+                 size_t scratch_per_slot);
 
 /* Element-wise kernels (exported for the runner and the unit tests).
  * exp: relative error below 2e-7 on [-87, 88]; clamps outside. */

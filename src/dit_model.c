@@ -15,9 +15,9 @@
 #include "util.h"
 
 static const struct dit_arch presets[] = {
-	{"tiny", 64, 2, 2, 32, 1024, {16, 16, 8}},
-	{"small", 384, 12, 6, 256, 8192, {64, 32, 16}},
-	{"base", 768, 12, 12, 512, 16384, {128, 64, 32}},
+    {"tiny", 64, 2, 2, 32, 1024, {16, 16, 8}},
+    {"small", 384, 12, 6, 256, 8192, {64, 32, 16}},
+    {"base", 768, 12, 12, 512, 16384, {128, 64, 32}},
 };
 
 const struct dit_arch *dit_arch_find(const char *name)
@@ -33,11 +33,11 @@ const struct dit_arch *dit_arch_find(const char *name)
 /* Gains of the synthetic weights: uniform with std gain / sqrt(fan_in).
  * The adaLN projections are small but not zero (a trained adaLN-Zero model
  * starts at zero; synthetic weights must make every block count). */
-#define GAIN_LINEAR 1.0f
-#define GAIN_ADA 0.5f
-#define GAIN_CONV 1.6f
+#define GAIN_LINEAR   1.0f
+#define GAIN_ADA      0.5f
+#define GAIN_CONV     1.6f
 #define GAIN_CONV_OUT 0.4f /* the decoder's output std near 1: not all saturated */
-#define BIAS_SCALE 0.02f
+#define BIAS_SCALE    0.02f
 
 struct table {
 	struct dit_model *m;
@@ -46,10 +46,10 @@ struct table {
 };
 
 static void add_tensor(struct table *tb, float **view, float scale, int ndim, const int64_t *shape,
-		       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 static void add_tensor(struct table *tb, float **view, float scale, int ndim, const int64_t *shape,
-		       const char *fmt, ...)
+                       const char *fmt, ...)
 {
 	struct dit_model *m = tb->m;
 	struct dit_tensor *t;
@@ -79,7 +79,7 @@ static void add_tensor(struct table *tb, float **view, float scale, int ndim, co
 
 /* A linear layer [out, in] and its bias [out]. */
 static void add_linear(struct table *tb, float **w, float **b, int out, int in, float gain,
-		       const char *prefix)
+                       const char *prefix)
 {
 	int64_t ws[2] = {out, in}, bs[1] = {out};
 
@@ -88,7 +88,7 @@ static void add_linear(struct table *tb, float **w, float **b, int out, int in, 
 }
 
 static void add_conv(struct table *tb, float **w, float **b, int out, int in, float gain,
-		     const char *prefix)
+                     const char *prefix)
 {
 	int64_t ws[4] = {out, in, 3, 3}, bs[1] = {out};
 
@@ -106,7 +106,7 @@ static void build_table(struct dit_model *m)
 	int64_t ys[2] = {a->vocab + 1, a->text_dim};
 
 	add_tensor(&tb, &m->x_w, GAIN_LINEAR * sqrtf(3.0f / DIT_PATCH_DIM), 4, xs,
-		   "x_embedder.proj.weight");
+	           "x_embedder.proj.weight");
 	add_tensor(&tb, &m->x_b, BIAS_SCALE, 1, hs, "x_embedder.proj.bias");
 	add_linear(&tb, &m->t_w0, &m->t_b0, h, DIT_FREQ_DIM, GAIN_LINEAR, "t_embedder.mlp.0");
 	add_linear(&tb, &m->t_w2, &m->t_b2, h, h, GAIN_LINEAR, "t_embedder.mlp.2");
@@ -128,16 +128,16 @@ static void build_table(struct dit_model *m)
 		add_linear(&tb, &b->ada_w, &b->ada_b, 6 * h, h, GAIN_ADA, prefix);
 	}
 	add_linear(&tb, &m->f_ada_w, &m->f_ada_b, 2 * h, h, GAIN_ADA,
-		   "final_layer.adaLN_modulation.1");
+	           "final_layer.adaLN_modulation.1");
 	add_linear(&tb, &m->f_w, &m->f_b, DIT_PATCH_DIM, h, GAIN_LINEAR, "final_layer.linear");
 	add_conv(&tb, &m->dec_w[0], &m->dec_b[0], m->dec_ch[1], m->dec_ch[0], GAIN_CONV,
-		 "decoder.conv_in");
+	         "decoder.conv_in");
 	add_conv(&tb, &m->dec_w[1], &m->dec_b[1], m->dec_ch[2], m->dec_ch[1], GAIN_CONV,
-		 "decoder.up.0.conv");
+	         "decoder.up.0.conv");
 	add_conv(&tb, &m->dec_w[2], &m->dec_b[2], m->dec_ch[3], m->dec_ch[2], GAIN_CONV,
-		 "decoder.up.1.conv");
+	         "decoder.up.1.conv");
 	add_conv(&tb, &m->dec_w[3], &m->dec_b[3], m->dec_ch[4], m->dec_ch[3], GAIN_CONV_OUT,
-		 "decoder.conv_out");
+	         "decoder.conv_out");
 
 	m->arena = xcalloc(m->n_params, sizeof(float));
 	for (int i = 0; i < m->n_tensors; i++) {
@@ -233,8 +233,7 @@ void dit_model_synthesize(struct dit_model *m, uint64_t seed, const struct dit_e
 	}
 }
 
-int dit_model_load(struct dit_model *m, const char *path, int *n_unused, char *err,
-		   size_t errlen)
+int dit_model_load(struct dit_model *m, const char *path, int *n_unused, char *err, size_t errlen)
 {
 	struct safetensors st;
 	const char *preset;
@@ -247,12 +246,14 @@ int dit_model_load(struct dit_model *m, const char *path, int *n_unused, char *e
 		const struct dit_tensor *t = &m->tensors[i];
 		char msg[400];
 
-		r = safetensors_read_f32(&st, t->name, t->ndim, t->shape, t->data, msg, sizeof(msg));
+		r = safetensors_read_f32(&st, t->name, t->ndim, t->shape, t->data, msg,
+		                         sizeof(msg));
 		if (r < 0) {
 			preset = safetensors_metadata(&st, "preset");
 			if (preset && strcmp(preset, m->arch.name))
-				snprintf(err, errlen, "%s (the file is of preset %s, DIT_PRESET is %s)",
-					 msg, preset, m->arch.name);
+				snprintf(err, errlen,
+				         "%s (the file is of preset %s, DIT_PRESET is %s)", msg,
+				         preset, m->arch.name);
 			else
 				snprintf(err, errlen, "%s", msg);
 			safetensors_close(&st);
@@ -274,7 +275,7 @@ static float *work_alloc(struct dit_work *w, size_t n)
 }
 
 void dit_work_init(struct dit_work *w, const struct dit_model *m, int max_rows, int max_segs,
-		   int slots)
+                   int slots)
 {
 	size_t h = (size_t)m->arch.hidden, R = (size_t)max_rows, S = (size_t)max_segs;
 	size_t lmax = DIT_MAX_SIDE / DIT_VAE_FACTOR, cmax = 0;
@@ -299,7 +300,8 @@ void dit_work_init(struct dit_work *w, const struct dit_model *m, int max_rows, 
 	w->attn_per_slot = (size_t)DIT_ATTN_QBLOCK * MIN(R, (size_t)DIT_MAX_TOKENS);
 	w->attn_scratch = work_alloc(w, w->attn_per_slot * (size_t)slots);
 	/* decoder: a at 1x (conv_in) and 4x (up.1), b at 2x (up.0), rgb at 8x */
-	w->dec_a = work_alloc(w, MAX(lmax * lmax * (size_t)ch[1], 16 * lmax * lmax * (size_t)ch[3]));
+	w->dec_a =
+	    work_alloc(w, MAX(lmax * lmax * (size_t)ch[1], 16 * lmax * lmax * (size_t)ch[3]));
 	w->dec_b = work_alloc(w, 4 * lmax * lmax * (size_t)ch[2]);
 	w->dec_rgb = work_alloc(w, 64 * lmax * lmax * 3);
 	for (int i = 0; i < DIT_DEC_LAYERS; i++)
@@ -337,22 +339,44 @@ void dit_work_release(struct dit_work *w)
 /* --- forward --- */
 
 static void linear(const struct dit_exec *ex, int m, int n, int k, const float *a, int lda,
-		   const float *wt, const float *bias, float *c, int ldc, enum dit_epilogue epi)
+                   const float *wt, const float *bias, float *c, int ldc, enum dit_epilogue epi)
 {
-	struct dit_gemm g = {.m = m, .n = n, .k = k, .a = a, .lda = lda, .w = wt, .ldw = k,
-			     .c = c, .ldc = ldc, .bias = bias, .epi = epi};
+	struct dit_gemm g = {.m = m,
+	                     .n = n,
+	                     .k = k,
+	                     .a = a,
+	                     .lda = lda,
+	                     .w = wt,
+	                     .ldw = k,
+	                     .c = c,
+	                     .ldc = ldc,
+	                     .bias = bias,
+	                     .epi = epi};
 
 	dit_gemm(ex, &g);
 }
 
 /* x += gate[seg] * (a w^T + b), with c as the product's scratch. */
 static void gated_linear(const struct dit_exec *ex, const struct dit_work *w, int rows, int n,
-			 int k, const float *a, int lda, const float *wt, const float *bias,
-			 float *c, float *x, const float *gate, int ld_gate)
+                         int k, const float *a, int lda, const float *wt, const float *bias,
+                         float *c, float *x, const float *gate, int ld_gate)
 {
-	struct dit_gemm g = {.m = rows, .n = n, .k = k, .a = a, .lda = lda, .w = wt, .ldw = k,
-			     .c = c, .ldc = n, .bias = bias, .epi = DIT_EPI_GATED, .x = x,
-			     .ldx = n, .gate = gate, .ld_gate = ld_gate, .row_seg = w->row_seg};
+	struct dit_gemm g = {.m = rows,
+	                     .n = n,
+	                     .k = k,
+	                     .a = a,
+	                     .lda = lda,
+	                     .w = wt,
+	                     .ldw = k,
+	                     .c = c,
+	                     .ldc = n,
+	                     .bias = bias,
+	                     .epi = DIT_EPI_GATED,
+	                     .x = x,
+	                     .ldx = n,
+	                     .gate = gate,
+	                     .ld_gate = ld_gate,
+	                     .row_seg = w->row_seg};
 
 	dit_gemm(ex, &g);
 }
@@ -368,9 +392,10 @@ static void patchify(const struct dit_segment *s, float *rows)
 			float *r = rows + (size_t)(gy * s->gw + gx) * DIT_PATCH_DIM;
 			for (int ky = 0; ky < DIT_PATCH; ky++) {
 				for (int kx = 0; kx < DIT_PATCH; kx++) {
-					const float *px = s->latent +
-						((size_t)(2 * gy + ky) * (size_t)lw + (size_t)(2 * gx + kx)) *
-						DIT_LATENT_CH;
+					const float *px =
+					    s->latent + ((size_t)(2 * gy + ky) * (size_t)lw +
+					                 (size_t)(2 * gx + kx)) *
+					                    DIT_LATENT_CH;
 					for (int c = 0; c < DIT_LATENT_CH; c++)
 						r[c * 4 + ky * 2 + kx] = px[c];
 				}
@@ -391,7 +416,8 @@ static void unpatchify(const struct dit_segment *s, const float *rows)
 			for (int ky = 0; ky < DIT_PATCH; ky++) {
 				for (int kx = 0; kx < DIT_PATCH; kx++) {
 					float *px = s->v + ((size_t)(2 * gy + ky) * (size_t)lw +
-							    (size_t)(2 * gx + kx)) * DIT_LATENT_CH;
+					                    (size_t)(2 * gx + kx)) *
+					                       DIT_LATENT_CH;
 					for (int c = 0; c < DIT_LATENT_CH; c++)
 						px[c] = r[(ky * 2 + kx) * DIT_LATENT_CH + c];
 				}
@@ -429,7 +455,7 @@ static void pos_item(void *arg, int item, int slot)
 
 /* c = t_embedder(freq(t)) + y, per segment; c_silu = silu(c). */
 static void conditioning(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-			 const struct dit_segment *segs, int n)
+                         const struct dit_segment *segs, int n)
 {
 	int h = m->arch.hidden, half = DIT_FREQ_DIM / 2;
 
@@ -455,29 +481,27 @@ static void conditioning(const struct dit_model *m, struct dit_work *w, const st
 }
 
 static void block_forward(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-			  const struct dit_block_weights *b, int rows, int n)
+                          const struct dit_block_weights *b, int rows, int n)
 {
 	int h = m->arch.hidden, ld6 = 6 * h;
 
 	/* shift, scale, gate of the attention; then of the MLP */
 	linear(ex, n, 6 * h, h, w->c_silu, h, b->ada_w, b->ada_b, w->mod, ld6, DIT_EPI_BIAS);
-	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod, w->mod + h,
-			       ld6);
+	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod, w->mod + h, ld6);
 	linear(ex, rows, 3 * h, h, w->xn, h, b->qkv_w, b->qkv_b, w->qkv, 3 * h, DIT_EPI_BIAS);
 	dit_attention(ex, w->qkv, h, m->arch.heads, w->att, w->aseg, n, w->attn_scratch,
-		      w->attn_per_slot);
+	              w->attn_per_slot);
 	gated_linear(ex, w, rows, h, h, w->att, h, b->proj_w, b->proj_b, w->xn, w->x,
-		     w->mod + 2 * h, ld6);
+	             w->mod + 2 * h, ld6);
 	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod + 3 * h,
-			       w->mod + 4 * h, ld6);
-	linear(ex, rows, 4 * h, h, w->xn, h, b->fc1_w, b->fc1_b, w->mlp, 4 * h,
-	       DIT_EPI_BIAS_GELU);
+	                       w->mod + 4 * h, ld6);
+	linear(ex, rows, 4 * h, h, w->xn, h, b->fc1_w, b->fc1_b, w->mlp, 4 * h, DIT_EPI_BIAS_GELU);
 	gated_linear(ex, w, rows, h, 4 * h, w->mlp, 4 * h, b->fc2_w, b->fc2_b, w->xn, w->x,
-		     w->mod + 5 * h, ld6);
+	             w->mod + 5 * h, ld6);
 }
 
 void dit_forward(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-		 const struct dit_segment *segs, int n)
+                 const struct dit_segment *segs, int n)
 {
 	int h = m->arch.hidden, rows = 0;
 	struct pos_job pj = {m, segs, w, 0};
@@ -501,7 +525,7 @@ void dit_forward(const struct dit_model *m, struct dit_work *w, const struct dit
 	/* final layer: shift, scale; modulated norm; linear to the patch */
 	linear(ex, n, 2 * h, h, w->c_silu, h, m->f_ada_w, m->f_ada_b, w->mod, 2 * h, DIT_EPI_BIAS);
 	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod, w->mod + h,
-			       2 * h);
+	                       2 * h);
 	linear(ex, rows, DIT_PATCH_DIM, h, w->xn, h, m->f_w, m->f_b, w->qkv, DIT_PATCH_DIM,
 	       DIT_EPI_BIAS);
 	for (int s = 0; s < n; s++)
@@ -517,10 +541,10 @@ double dit_forward_flops(const struct dit_arch *a, const struct dit_segment *seg
 		rows += tok;
 		attn += 4.0 * tok * tok * h;
 	}
-	f = 2.0 * rows * DIT_PATCH_DIM * h;                      /* patch embedding */
-	f += 2.0 * n * (DIT_FREQ_DIM * h + h * h);                /* timestep MLP */
+	f = 2.0 * rows * DIT_PATCH_DIM * h;        /* patch embedding */
+	f += 2.0 * n * (DIT_FREQ_DIM * h + h * h); /* timestep MLP */
 	f += a->depth * (24.0 * rows * h * h + attn + 12.0 * n * h * h);
-	f += 4.0 * n * h * h + 2.0 * rows * h * DIT_PATCH_DIM;   /* final layer */
+	f += 4.0 * n * h * h + 2.0 * rows * h * DIT_PATCH_DIM; /* final layer */
 	return f;
 }
 
@@ -559,7 +583,7 @@ int dit_tokenize(const char *text, uint32_t *ids, int max, int vocab)
 }
 
 void dit_text_encode(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-		     const char *text, float *y)
+                     const char *text, float *y)
 {
 	uint32_t ids[DIT_MAX_PROMPT_TOKENS];
 	int n = dit_tokenize(text ? text : "", ids, DIT_MAX_PROMPT_TOKENS, m->arch.vocab);
@@ -586,18 +610,18 @@ void dit_text_encode(const struct dit_model *m, struct dit_work *w, const struct
 /* --- decoder --- */
 
 const float *dit_decode(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-			const float *latent, int lh, int lw)
+                        const float *latent, int lh, int lw)
 {
 	const int *ch = m->dec_ch;
 
 	dit_conv3x3(ex, latent, lh, lw, ch[0], 1, m->dec_w[0], m->dec_b[0], ch[1], 1, w->dec_a,
-		    w->conv_scratch, w->conv_per_slot);
+	            w->conv_scratch, w->conv_per_slot);
 	dit_conv3x3(ex, w->dec_a, lh, lw, ch[1], 2, m->dec_w[1], m->dec_b[1], ch[2], 1, w->dec_b,
-		    w->conv_scratch, w->conv_per_slot);
+	            w->conv_scratch, w->conv_per_slot);
 	dit_conv3x3(ex, w->dec_b, 2 * lh, 2 * lw, ch[2], 2, m->dec_w[2], m->dec_b[2], ch[3], 1,
-		    w->dec_a, w->conv_scratch, w->conv_per_slot);
+	            w->dec_a, w->conv_scratch, w->conv_per_slot);
 	dit_conv3x3(ex, w->dec_a, 4 * lh, 4 * lw, ch[3], 2, m->dec_w[3], m->dec_b[3], ch[4], 0,
-		    w->dec_rgb, w->conv_scratch, w->conv_per_slot);
+	            w->dec_rgb, w->conv_scratch, w->conv_per_slot);
 	return w->dec_rgb;
 }
 

@@ -23,17 +23,17 @@
 
 #include "dit_kernels.h"
 
-#define DIT_LATENT_CH 4
-#define DIT_PATCH 2
-#define DIT_PATCH_DIM (DIT_LATENT_CH * DIT_PATCH * DIT_PATCH)
-#define DIT_VAE_FACTOR 8 /* image pixels per latent pixel, per side */
-#define DIT_PIXELS_PER_TOKEN (DIT_VAE_FACTOR * DIT_PATCH) /* 16 */
-#define DIT_MAX_SIDE 1024
-#define DIT_MAX_GRID (DIT_MAX_SIDE / DIT_PIXELS_PER_TOKEN) /* tokens per side */
-#define DIT_MAX_TOKENS (DIT_MAX_GRID * DIT_MAX_GRID)
-#define DIT_FREQ_DIM 256
+#define DIT_LATENT_CH         4
+#define DIT_PATCH             2
+#define DIT_PATCH_DIM         (DIT_LATENT_CH * DIT_PATCH * DIT_PATCH)
+#define DIT_VAE_FACTOR        8 /* image pixels per latent pixel, per side */
+#define DIT_PIXELS_PER_TOKEN  (DIT_VAE_FACTOR * DIT_PATCH) /* 16 */
+#define DIT_MAX_SIDE          1024
+#define DIT_MAX_GRID          (DIT_MAX_SIDE / DIT_PIXELS_PER_TOKEN) /* tokens per side */
+#define DIT_MAX_TOKENS        (DIT_MAX_GRID * DIT_MAX_GRID)
+#define DIT_FREQ_DIM          256
 #define DIT_MAX_PROMPT_TOKENS 256
-#define DIT_DEC_LAYERS 4
+#define DIT_DEC_LAYERS        4
 /* Seed of the synthetic weights served without MODEL_WEIGHTS_PATH (and
  * mediad-mkweights' default). */
 #define DIT_SYNTH_SEED 0x6d65646961646974ull /* "mediadit" */
@@ -78,7 +78,7 @@ struct dit_model {
 	float *f_ada_w, *f_ada_b, *f_w, *f_b;
 	float *dec_w[DIT_DEC_LAYERS], *dec_b[DIT_DEC_LAYERS];
 	int dec_ch[DIT_DEC_LAYERS + 1]; /* channels in and out of each decoder layer */
-	float *pos;                      /* [DIT_MAX_GRID, hidden / 2] sin-cos table */
+	float *pos;                     /* [DIT_MAX_GRID, hidden / 2] sin-cos table */
 };
 
 /* Lay out the model of arch (weights zeroed). Aborts on out of memory. */
@@ -92,8 +92,7 @@ void dit_model_synthesize(struct dit_model *m, uint64_t seed, const struct dit_e
  * the file and the first tensor that is missing, mis-shaped, of an
  * unsupported dtype or cut off. *n_unused = tensors in the file the model
  * does not use (may be NULL). */
-int dit_model_load(struct dit_model *m, const char *path, int *n_unused, char *err,
-		   size_t errlen);
+int dit_model_load(struct dit_model *m, const char *path, int *n_unused, char *err, size_t errlen);
 /* The tensor called name, or NULL. */
 struct dit_tensor *dit_model_tensor(const struct dit_model *m, const char *name);
 
@@ -125,14 +124,14 @@ struct dit_work {
 };
 
 void dit_work_init(struct dit_work *w, const struct dit_model *m, int max_rows, int max_segs,
-		   int slots);
+                   int slots);
 void dit_work_release(struct dit_work *w);
 
 /* Predict the velocity of every segment: one forward pass of the
  * transformer over all their tokens at once (sum of gh * gw <= max_rows,
  * n <= max_segs). */
 void dit_forward(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-		 const struct dit_segment *segs, int n);
+                 const struct dit_segment *segs, int n);
 
 /* Token ids of text (lower-cased words, digits and other characters each a
  * token, hashed into the vocabulary); returns the count (<= max). */
@@ -140,12 +139,12 @@ int dit_tokenize(const char *text, uint32_t *ids, int max, int vocab);
 /* y = the text conditioning of text ([hidden] floats). Empty text uses the
  * table's null row (the unconditional embedding). */
 void dit_text_encode(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-		     const char *text, float *y);
+                     const char *text, float *y);
 
 /* Decode a latent [lh, lw, 4] into RGB before the output squashing:
  * returns [8 lh, 8 lw, 3] floats in w (valid until the next decode). */
 const float *dit_decode(const struct dit_model *m, struct dit_work *w, const struct dit_exec *ex,
-			const float *latent, int lh, int lw);
+                        const float *latent, int lh, int lw);
 
 /* Multiply-adds x 2 of one forward pass over segments of these token grids
  * (the sgemm work; element-wise work is not counted). */

@@ -36,8 +36,7 @@ int dit_image_alloc(struct dit_image *im, const struct dit_model *m)
 
 	if (im->width < DIT_PIXELS_PER_TOKEN || im->height < DIT_PIXELS_PER_TOKEN ||
 	    im->width > DIT_MAX_SIDE || im->height > DIT_MAX_SIDE ||
-	    im->width % DIT_PIXELS_PER_TOKEN || im->height % DIT_PIXELS_PER_TOKEN ||
-	    im->steps < 1)
+	    im->width % DIT_PIXELS_PER_TOKEN || im->height % DIT_PIXELS_PER_TOKEN || im->steps < 1)
 		return -EINVAL;
 	im->gw = im->width / DIT_PIXELS_PER_TOKEN;
 	im->gh = im->height / DIT_PIXELS_PER_TOKEN;
@@ -65,7 +64,7 @@ void dit_image_release(struct dit_image *im)
 }
 
 void dit_sampler_init(struct dit_sampler *s, const struct dit_model *m, struct dit_work *w,
-		      const struct dit_exec *ex)
+                      const struct dit_exec *ex)
 {
 	memset(s, 0, sizeof(*s));
 	s->m = m;
@@ -155,8 +154,8 @@ static void round_step(struct dit_sampler *s, struct dit_image **ims, int n)
 		dt = time_at(im, im->step + 1) - time_at(im, im->step);
 		if (uses_uncond(im)) {
 			for (size_t k = 0; k < len; k++)
-				im->latent[k] += dt * (im->v_uncond[k] +
-						       g * (im->v_cond[k] - im->v_uncond[k]));
+				im->latent[k] +=
+				    dt * (im->v_uncond[k] + g * (im->v_cond[k] - im->v_uncond[k]));
 		} else {
 			for (size_t k = 0; k < len; k++)
 				im->latent[k] += dt * im->v_cond[k];
@@ -182,8 +181,7 @@ void dit_sampler_run(struct dit_sampler *s, struct dit_image **ims, int n)
 	}
 }
 
-const float *dit_sampler_decode(struct dit_sampler *s, const struct dit_image *im,
-				uint8_t *rgb8)
+const float *dit_sampler_decode(struct dit_sampler *s, const struct dit_image *im, uint8_t *rgb8)
 {
 	const float *rgb = dit_decode(s->m, s->w, s->ex, im->latent, im->lh, im->lw);
 	size_t n = (size_t)im->width * (size_t)im->height * 3;

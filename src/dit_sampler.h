@@ -56,7 +56,7 @@ struct dit_sampler {
 
 /* w must hold at least DIT_MAX_TOKENS rows. */
 void dit_sampler_init(struct dit_sampler *s, const struct dit_model *m, struct dit_work *w,
-		      const struct dit_exec *ex);
+                      const struct dit_exec *ex);
 void dit_sampler_release(struct dit_sampler *s);
 
 /* Start im from its seed's noise, with its text conditioning. */
@@ -66,8 +66,7 @@ void dit_sampler_begin(struct dit_sampler *s, struct dit_image *im);
 void dit_sampler_run(struct dit_sampler *s, struct dit_image **ims, int n);
 /* Decode im's latent: rgb8 (width * height * 3 bytes) when not NULL; the
  * decoder's float output stays in the work area; returns it. */
-const float *dit_sampler_decode(struct dit_sampler *s, const struct dit_image *im,
-				uint8_t *rgb8);
+const float *dit_sampler_decode(struct dit_sampler *s, const struct dit_image *im, uint8_t *rgb8);
 /* Digest of im's latent and of the decoder output rgbf (deep probe). */
 uint64_t dit_image_digest(const struct dit_image *im, const float *rgbf);
 

@@ -543,6 +543,7 @@ static void handle_inference(struct server *s, struct hreq *h)
 			return;
 		}
 		j->task_id = p->sr.id;
+		server_dispatch(s);
 		json_t *jo = jobs_to_json(j);
 		respond_json(s, h, rt->job_type == JOB_VIDEO ? 202 : 201, jo);
 		json_decref(jo);
@@ -566,6 +567,9 @@ static void handle_inference(struct server *s, struct hreq *h)
 	h->pend = p;
 	h->suspended = 1;
 	MHD_suspend_connection(h->conn);
+	/* dispatch now, so the queue bound counts only requests that really
+	 * wait (a burst handled in one loop pass is not refused early) */
+	server_dispatch(s);
 }
 
 /* --- operations --- */

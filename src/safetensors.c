@@ -28,14 +28,14 @@ struct dtype_info {
 };
 
 static const struct dtype_info dtypes[] = {
-	{"F32", 4, SAFETENSORS_F32},     {"F16", 2, SAFETENSORS_F16},
-	{"BF16", 2, SAFETENSORS_BF16},   {"F64", 8, SAFETENSORS_OTHER},
-	{"I64", 8, SAFETENSORS_OTHER},   {"I32", 4, SAFETENSORS_OTHER},
-	{"I16", 2, SAFETENSORS_OTHER},   {"I8", 1, SAFETENSORS_OTHER},
-	{"U64", 8, SAFETENSORS_OTHER},   {"U32", 4, SAFETENSORS_OTHER},
-	{"U16", 2, SAFETENSORS_OTHER},   {"U8", 1, SAFETENSORS_OTHER},
-	{"BOOL", 1, SAFETENSORS_OTHER},  {"F8_E4M3", 1, SAFETENSORS_OTHER},
-	{"F8_E5M2", 1, SAFETENSORS_OTHER},
+    {"F32", 4, SAFETENSORS_F32},       {"F16", 2, SAFETENSORS_F16},
+    {"BF16", 2, SAFETENSORS_BF16},     {"F64", 8, SAFETENSORS_OTHER},
+    {"I64", 8, SAFETENSORS_OTHER},     {"I32", 4, SAFETENSORS_OTHER},
+    {"I16", 2, SAFETENSORS_OTHER},     {"I8", 1, SAFETENSORS_OTHER},
+    {"U64", 8, SAFETENSORS_OTHER},     {"U32", 4, SAFETENSORS_OTHER},
+    {"U16", 2, SAFETENSORS_OTHER},     {"U8", 1, SAFETENSORS_OTHER},
+    {"BOOL", 1, SAFETENSORS_OTHER},    {"F8_E4M3", 1, SAFETENSORS_OTHER},
+    {"F8_E5M2", 1, SAFETENSORS_OTHER},
 };
 
 /* --- number formats --- */
@@ -120,20 +120,27 @@ uint16_t safetensors_f32_to_bf16(float f)
 size_t safetensors_dtype_size(enum safetensors_dtype dtype)
 {
 	switch (dtype) {
-	case SAFETENSORS_F32: return 4;
+	case SAFETENSORS_F32:
+		return 4;
 	case SAFETENSORS_F16:
-	case SAFETENSORS_BF16: return 2;
-	default: return 0;
+	case SAFETENSORS_BF16:
+		return 2;
+	default:
+		return 0;
 	}
 }
 
 const char *safetensors_dtype_name(enum safetensors_dtype dtype)
 {
 	switch (dtype) {
-	case SAFETENSORS_F32: return "F32";
-	case SAFETENSORS_F16: return "F16";
-	case SAFETENSORS_BF16: return "BF16";
-	default: return "?";
+	case SAFETENSORS_F32:
+		return "F32";
+	case SAFETENSORS_F16:
+		return "F16";
+	case SAFETENSORS_BF16:
+		return "BF16";
+	default:
+		return "?";
 	}
 }
 
@@ -154,7 +161,7 @@ static void shape_text(int ndim, const int64_t *shape, char *out, size_t n)
 	len += (size_t)snprintf(out, n, "[");
 	for (int i = 0; i < ndim && len < n; i++)
 		len += (size_t)snprintf(out + len, n - len, "%s%lld", i ? "," : "",
-					(long long)shape[i]);
+		                        (long long)shape[i]);
 	if (len < n)
 		snprintf(out + len, n - len, "]");
 }
@@ -181,7 +188,7 @@ static int json_u64(const json_t *j, uint64_t *out)
 }
 
 static int parse_entry(const char *name, json_t *v, struct safetensors_tensor *t, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	json_t *dt = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape");
 	json_t *offs = json_object_get(v, "data_offsets");
@@ -191,13 +198,15 @@ static int parse_entry(const char *name, json_t *v, struct safetensors_tensor *t
 
 	if (!json_is_object(v) || !json_is_string(dt) || !json_is_array(shape) ||
 	    !json_is_array(offs) || json_array_size(offs) != 2) {
-		snprintf(err, errlen, "tensor %s: header entry needs dtype, shape and "
-				      "data_offsets [begin, end]", name);
+		snprintf(err, errlen,
+		         "tensor %s: header entry needs dtype, shape and "
+		         "data_offsets [begin, end]",
+		         name);
 		return -EINVAL;
 	}
 	if (json_array_size(shape) > SAFETENSORS_MAX_DIMS) {
 		snprintf(err, errlen, "tensor %s: %zu dimensions (at most %d supported)", name,
-			 json_array_size(shape), SAFETENSORS_MAX_DIMS);
+		         json_array_size(shape), SAFETENSORS_MAX_DIMS);
 		return -EINVAL;
 	}
 	t->name = xstrdup(name);
@@ -205,18 +214,22 @@ static int parse_entry(const char *name, json_t *v, struct safetensors_tensor *t
 	info = dtype_lookup(t->dtype_name);
 	t->dtype = info ? info->dtype : SAFETENSORS_OTHER;
 	t->ndim = (int)json_array_size(shape);
-	json_array_foreach(shape, i, d) {
+	json_array_foreach(shape, i, d)
+	{
 		uint64_t dim;
 		if (json_u64(d, &dim) < 0) {
-			snprintf(err, errlen, "tensor %s: shape must be non-negative integers", name);
+			snprintf(err, errlen, "tensor %s: shape must be non-negative integers",
+			         name);
 			return -EINVAL;
 		}
 		t->shape[i] = (int64_t)dim;
 	}
 	if (json_u64(json_array_get(offs, 0), &t->begin) < 0 ||
 	    json_u64(json_array_get(offs, 1), &t->end) < 0 || t->begin > t->end) {
-		snprintf(err, errlen, "tensor %s: data_offsets must be [begin, end] with "
-				      "0 <= begin <= end", name);
+		snprintf(err, errlen,
+		         "tensor %s: data_offsets must be [begin, end] with "
+		         "0 <= begin <= end",
+		         name);
 		return -EINVAL;
 	}
 	if (shape_numel(t->ndim, t->shape) < 0) {
@@ -227,7 +240,7 @@ static int parse_entry(const char *name, json_t *v, struct safetensors_tensor *t
 }
 
 static int parse_header(struct safetensors *st, const char *text, size_t len, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	json_error_t jerr;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -237,12 +250,13 @@ static int parse_header(struct safetensors *st, const char *text, size_t len, ch
 
 	if (!root || !json_is_object(root)) {
 		snprintf(err, errlen, "%s: header is not a JSON object: %s", st->path,
-			 root ? "wrong type" : jerr.text);
+		         root ? "wrong type" : jerr.text);
 		json_decref(root);
 		return -EINVAL;
 	}
 	st->tensors = xcalloc(json_object_size(root) + 1, sizeof(*st->tensors));
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		char msg[256];
 		if (!strcmp(key, META_KEY)) {
 			if (json_is_object(v))
@@ -282,8 +296,10 @@ int safetensors_open(struct safetensors *st, const char *path, char *err, size_t
 		return r;
 	}
 	if (sb.st_size < 8) {
-		snprintf(err, errlen, "%s: %lld bytes, too short for a safetensors header "
-				      "(truncated file?)", path, (long long)sb.st_size);
+		snprintf(err, errlen,
+		         "%s: %lld bytes, too short for a safetensors header "
+		         "(truncated file?)",
+		         path, (long long)sb.st_size);
 		close(fd);
 		return -ENODATA;
 	}
@@ -300,9 +316,10 @@ int safetensors_open(struct safetensors *st, const char *path, char *err, size_t
 	for (int i = 7; i >= 0; i--)
 		hlen = (hlen << 8) | st->map[i];
 	if (hlen > SAFETENSORS_MAX_HEADER || hlen > st->map_len - 8) {
-		snprintf(err, errlen, "%s: header of %llu bytes does not fit in the file of "
-				      "%zu bytes (truncated file, or not safetensors)",
-			 path, (unsigned long long)hlen, st->map_len);
+		snprintf(err, errlen,
+		         "%s: header of %llu bytes does not fit in the file of "
+		         "%zu bytes (truncated file, or not safetensors)",
+		         path, (unsigned long long)hlen, st->map_len);
 		safetensors_close(st);
 		return hlen > SAFETENSORS_MAX_HEADER ? -EINVAL : -ENODATA;
 	}
@@ -341,8 +358,7 @@ const char *safetensors_metadata(const struct safetensors *st, const char *key)
 	return json_string_value(json_object_get(st->metadata, key));
 }
 
-static void convert(const struct safetensors_tensor *t, const uint8_t *src, float *dst,
-		    size_t n)
+static void convert(const struct safetensors_tensor *t, const uint8_t *src, float *dst, size_t n)
 {
 	uint16_t h;
 
@@ -368,7 +384,7 @@ static void convert(const struct safetensors_tensor *t, const uint8_t *src, floa
 }
 
 int safetensors_read_f32(const struct safetensors *st, const char *name, int ndim,
-			 const int64_t *shape, float *dst, char *err, size_t errlen)
+                         const int64_t *shape, float *dst, char *err, size_t errlen)
 {
 	const struct safetensors_tensor *t = safetensors_find(st, name);
 	char want[160], got[160];
@@ -383,28 +399,30 @@ int safetensors_read_f32(const struct safetensors *st, const char *name, int ndi
 	shape_text(t->ndim, t->shape, got, sizeof(got));
 	if (t->ndim != ndim || memcmp(t->shape, shape, (size_t)ndim * sizeof(*shape))) {
 		snprintf(err, errlen, "%s: tensor %s has shape %s, expected %s", st->path, name,
-			 got, want);
+		         got, want);
 		return -EINVAL;
 	}
 	esize = safetensors_dtype_size(t->dtype);
 	if (!esize) {
 		snprintf(err, errlen, "%s: tensor %s has dtype %s; supported: F32, F16, BF16",
-			 st->path, name, t->dtype_name);
+		         st->path, name, t->dtype_name);
 		return -ENOTSUP;
 	}
 	numel = (uint64_t)shape_numel(t->ndim, t->shape);
 	if (numel > UINT64_MAX / esize || t->end - t->begin != numel * esize) {
-		snprintf(err, errlen, "%s: tensor %s: data_offsets span %llu bytes, but %s %s "
-				      "needs %llu", st->path, name,
-			 (unsigned long long)(t->end - t->begin), t->dtype_name, got,
-			 (unsigned long long)(numel * esize));
+		snprintf(err, errlen,
+		         "%s: tensor %s: data_offsets span %llu bytes, but %s %s "
+		         "needs %llu",
+		         st->path, name, (unsigned long long)(t->end - t->begin), t->dtype_name,
+		         got, (unsigned long long)(numel * esize));
 		return -EINVAL;
 	}
 	if (t->end > st->data_len) {
-		snprintf(err, errlen, "%s: tensor %s: data [%llu, %llu) lies beyond the end of "
-				      "the data region (%llu bytes): truncated file",
-			 st->path, name, (unsigned long long)t->begin,
-			 (unsigned long long)t->end, (unsigned long long)st->data_len);
+		snprintf(err, errlen,
+		         "%s: tensor %s: data [%llu, %llu) lies beyond the end of "
+		         "the data region (%llu bytes): truncated file",
+		         st->path, name, (unsigned long long)t->begin, (unsigned long long)t->end,
+		         (unsigned long long)st->data_len);
 		return -ENODATA;
 	}
 	convert(t, st->data + t->begin, dst, (size_t)numel);
@@ -419,7 +437,7 @@ static size_t out_numel(const struct safetensors_out *t)
 }
 
 static void build_header(struct buf *h, const struct safetensors_out *t, size_t n,
-			 enum safetensors_dtype dtype, const char *const *meta)
+                         enum safetensors_dtype dtype, const char *const *meta)
 {
 	uint64_t off = 0;
 	size_t esize = safetensors_dtype_size(dtype);
@@ -446,7 +464,7 @@ static void build_header(struct buf *h, const struct safetensors_out *t, size_t 
 		for (int d = 0; d < t[i].ndim; d++)
 			buf_printf(h, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
 		buf_printf(h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-			   (unsigned long long)(off + bytes));
+		           (unsigned long long)(off + bytes));
 		off += bytes;
 	}
 	buf_puts(h, "}");
@@ -466,8 +484,9 @@ static int write_tensor(int fd, const struct safetensors_out *t, enum safetensor
 		int r;
 
 		for (size_t j = 0; j < m; j++)
-			chunk[j] = dtype == SAFETENSORS_F16 ? safetensors_f32_to_f16(t->data[i + j])
-							    : safetensors_f32_to_bf16(t->data[i + j]);
+			chunk[j] = dtype == SAFETENSORS_F16
+			               ? safetensors_f32_to_f16(t->data[i + j])
+			               : safetensors_f32_to_bf16(t->data[i + j]);
 		r = write_all(fd, chunk, m * sizeof(chunk[0]));
 		if (r < 0)
 			return r;
@@ -477,8 +496,8 @@ static int write_tensor(int fd, const struct safetensors_out *t, enum safetensor
 }
 
 int safetensors_write(const char *path, const struct safetensors_out *t, size_t n,
-		      enum safetensors_dtype dtype, const char *const *meta, char *err,
-		      size_t errlen)
+                      enum safetensors_dtype dtype, const char *const *meta, char *err,
+                      size_t errlen)
 {
 	struct buf h, tmp;
 	uint8_t len8[8];

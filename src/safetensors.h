@@ -58,7 +58,7 @@ const struct safetensors_tensor *safetensors_find(const struct safetensors *st, 
  * tensor: -ENOENT missing, -EINVAL wrong shape or byte count, -ENOTSUP
  * unsupported dtype, -ENODATA data beyond the end of the file. */
 int safetensors_read_f32(const struct safetensors *st, const char *name, int ndim,
-			 const int64_t *shape, float *dst, char *err, size_t errlen);
+                         const int64_t *shape, float *dst, char *err, size_t errlen);
 
 /* A "__metadata__" string value, or NULL. */
 const char *safetensors_metadata(const struct safetensors *st, const char *key);
@@ -76,8 +76,8 @@ struct safetensors_out {
  * "__metadata__". Writes path atomically (a temporary file, then rename).
  * 0, or -errno with err filled. */
 int safetensors_write(const char *path, const struct safetensors_out *t, size_t n,
-		      enum safetensors_dtype dtype, const char *const *meta, char *err,
-		      size_t errlen);
+                      enum safetensors_dtype dtype, const char *const *meta, char *err,
+                      size_t errlen);
 
 /* Bytes per element of dtype (0 for SAFETENSORS_OTHER) and its file name. */
 size_t safetensors_dtype_size(enum safetensors_dtype dtype);

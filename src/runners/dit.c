@@ -33,20 +33,20 @@
 #include "util.h"
 #include "validate.h"
 
-#define PROBE_SEED 0x70726f6265ull
-#define PROBE_SIDE 64
-#define PROBE_STEPS 2
-#define PROBE_PROMPT "mediad deep probe: a red cube on a wooden table"
+#define PROBE_SEED     0x70726f6265ull
+#define PROBE_SIDE     64
+#define PROBE_STEPS    2
+#define PROBE_PROMPT   "mediad deep probe: a red cube on a wooden table"
 #define PROBE_NEGATIVE "blurry"
 #define PROBE_GUIDANCE 4.0f
-#define WARM_SIDE 512
+#define WARM_SIDE      512
 /* Work area: the tokens of two 1024x1024 images per pass. */
 #define MAX_ROWS (2 * DIT_MAX_TOKENS)
 #define MAX_SEGS 512
 #define FLIP_BIT 22 /* the top mantissa bit: changes the weight by 25-50% */
 
 static const char *const preset_names[] = {
-	[DIT_PRESET_TINY] = "tiny", [DIT_PRESET_SMALL] = "small", [DIT_PRESET_BASE] = "base"};
+    [DIT_PRESET_TINY] = "tiny", [DIT_PRESET_SMALL] = "small", [DIT_PRESET_BASE] = "base"};
 
 struct dit_runner {
 	const struct config *cfg;
@@ -61,7 +61,7 @@ struct dit_runner {
 };
 
 static int dit_open(const struct config *cfg, struct device *dev, void **state, char *err,
-		    size_t errlen)
+                    size_t errlen)
 {
 	struct dit_runner *r;
 	const struct dit_arch *arch;
@@ -76,7 +76,8 @@ static int dit_open(const struct config *cfg, struct device *dev, void **state, 
 	r = xcalloc(1, sizeof(*r));
 	rc = dit_exec_init(&r->ex, dev);
 	if (rc < 0) {
-		snprintf(err, errlen, "the dit runner needs an open cpu device (%s)", strerror(-rc));
+		snprintf(err, errlen, "the dit runner needs an open cpu device (%s)",
+		         strerror(-rc));
 		free(r);
 		return rc;
 	}
@@ -108,18 +109,19 @@ static int load_weights(struct dit_runner *r, char *err, size_t errlen)
 	dit_model_init(&r->model, r->arch);
 	if (!path || !path[0]) {
 		dit_model_synthesize(&r->model, DIT_SYNTH_SEED, &r->ex);
-		log_warn("dit: no MODEL_WEIGHTS_PATH: serving seeded synthetic weights of preset %s "
-			 "(%zu parameters, seed %#llx); the pipeline and the device do real work, "
-			 "the pictures are not meaningful without trained weights",
-			 r->arch->name, r->model.n_params, (unsigned long long)DIT_SYNTH_SEED);
+		log_warn(
+		    "dit: no MODEL_WEIGHTS_PATH: serving seeded synthetic weights of preset %s "
+		    "(%zu parameters, seed %#llx); the pipeline and the device do real work, "
+		    "the pictures are not meaningful without trained weights",
+		    r->arch->name, r->model.n_params, (unsigned long long)DIT_SYNTH_SEED);
 		return 0;
 	}
 	rc = dit_model_load(&r->model, path, &unused, err, errlen);
 	if (rc < 0)
 		return rc;
-	log_info("dit: loaded %d tensors (%zu parameters) of preset %s from %s%s", r->model.n_tensors,
-		 r->model.n_params, r->arch->name, path,
-		 unused > 0 ? "; the file has tensors the model does not use" : "");
+	log_info("dit: loaded %d tensors (%zu parameters) of preset %s from %s%s",
+	         r->model.n_tensors, r->model.n_params, r->arch->name, path,
+	         unused > 0 ? "; the file has tensors the model does not use" : "");
 	return 0;
 }
 
@@ -138,8 +140,13 @@ static size_t pick_flip(const struct dit_model *m)
 /* One guided step and a decode at WARM_SIDE: the served path end to end. */
 static void warm_served_shape(struct dit_runner *r)
 {
-	struct dit_image im = {.prompt = "warmup", .negative = "", .guidance = 5.0f,
-			       .steps = 1, .seed = 1, .width = WARM_SIDE, .height = WARM_SIDE};
+	struct dit_image im = {.prompt = "warmup",
+	                       .negative = "",
+	                       .guidance = 5.0f,
+	                       .steps = 1,
+	                       .seed = 1,
+	                       .width = WARM_SIDE,
+	                       .height = WARM_SIDE};
 	struct dit_image *list[1] = {&im};
 
 	if (dit_image_alloc(&im, &r->model) < 0)
@@ -163,29 +170,33 @@ static int dit_warmup(void *state, struct runner_info *info, char *err, size_t e
 		return rc;
 	dit_work_init(&r->work, &r->model, MAX_ROWS, MAX_SEGS, r->ex.slots);
 	dit_sampler_init(&r->sampler, &r->model, &r->work, &r->ex);
-	r->probe = (struct dit_image){.prompt = PROBE_PROMPT, .negative = PROBE_NEGATIVE,
-				      .guidance = PROBE_GUIDANCE, .steps = PROBE_STEPS,
-				      .seed = PROBE_SEED, .width = PROBE_SIDE,
-				      .height = PROBE_SIDE};
+	r->probe = (struct dit_image){.prompt = PROBE_PROMPT,
+	                              .negative = PROBE_NEGATIVE,
+	                              .guidance = PROBE_GUIDANCE,
+	                              .steps = PROBE_STEPS,
+	                              .seed = PROBE_SEED,
+	                              .width = PROBE_SIDE,
+	                              .height = PROBE_SIDE};
 	dit_image_alloc(&r->probe, &r->model);
 	r->flip = pick_flip(&r->model);
 	t1 = now_s();
 	d1 = probe_replay(r);
 	d2 = probe_replay(r);
 	if (d1 != d2) {
-		snprintf(err, errlen, "the deep-probe replay is not deterministic (%016llx then "
-				      "%016llx): the device computes wrong results",
-			 (unsigned long long)d1, (unsigned long long)d2);
+		snprintf(err, errlen,
+		         "the deep-probe replay is not deterministic (%016llx then "
+		         "%016llx): the device computes wrong results",
+		         (unsigned long long)d1, (unsigned long long)d2);
 		return -EIO;
 	}
 	warm_served_shape(r);
 	arch = dit_kernels_blis_arch(&forced);
 	log_info("dit: preset %s (hidden %d, depth %d, heads %d), %d threads, BLIS %s; work area "
-		 "%.1f MiB; weights in %.2f s, served shapes warmed in %.2f s",
-		 r->arch->name, r->arch->hidden, r->arch->depth, r->arch->heads, r->ex.slots, arch,
-		 (double)r->work.bytes / (1 << 20), t1 - t0, now_s() - t1);
+	         "%.1f MiB; weights in %.2f s, served shapes warmed in %.2f s",
+	         r->arch->name, r->arch->hidden, r->arch->depth, r->arch->heads, r->ex.slots, arch,
+	         (double)r->work.bytes / (1 << 20), t1 - t0, now_s() - t1);
 	snprintf(info->model, sizeof(info->model), "%s",
-		 r->cfg->model_name[0] ? r->cfg->model_name : "");
+	         r->cfg->model_name[0] ? r->cfg->model_name : "");
 	if (!info->model[0])
 		snprintf(info->model, sizeof(info->model), "mediad-dit-%s", r->arch->name);
 	snprintf(info->device, sizeof(info->device), "cpu x%d (BLIS %s)", r->ex.slots, arch);
@@ -217,7 +228,8 @@ static int dit_deep_probe(void *state, uint64_t *digest, char *err, size_t errle
 	bits ^= 1u << FLIP_BIT;
 	memcpy(w, &bits, sizeof(bits));
 	log_warn("fault injection: corrupt_deep flips bit %d of x_embedder.proj.weight[%zu] "
-		 "(%g -> %g) for this replay", FLIP_BIT, r->flip, (double)saved, (double)*w);
+	         "(%g -> %g) for this replay",
+	         FLIP_BIT, r->flip, (double)saved, (double)*w);
 	*digest = probe_replay(r);
 	*w = saved;
 	return 0;
@@ -271,7 +283,7 @@ static int int_param(const json_t *p, const char *key)
 
 /* Fill j from its task's validated parameters; 0 or replies 422/404. */
 static int job_init(struct dit_runner *r, struct job *j, struct runner_task *t,
-		    struct runner_ctx *ctx)
+                    struct runner_ctx *ctx)
 {
 	const json_t *p = t->params;
 	const char *fmt = json_string_value(json_object_get(p, "image_return_format"));
@@ -280,8 +292,10 @@ static int job_init(struct dit_runner *r, struct job *j, struct runner_task *t,
 	memset(j, 0, sizeof(*j));
 	j->t = t;
 	if (t->kind != TASK_IMAGE_GEN) {
-		runner_reply_error(ctx, t, 404, NULL, "runner dit serves image generation only, "
-			"not %s (set MODEL_SERVICE=image)", task_kind_name(t->kind));
+		runner_reply_error(ctx, t, 404, NULL,
+		                   "runner dit serves image generation only, "
+		                   "not %s (set MODEL_SERVICE=image)",
+		                   task_kind_name(t->kind));
 		return -1;
 	}
 	j->seed = task_seed(p);
@@ -301,10 +315,11 @@ static int job_init(struct dit_runner *r, struct job *j, struct runner_task *t,
 		im->height = int_param(p, "height");
 		im->owner = j;
 		if (dit_image_alloc(im, &r->model) < 0) {
-			runner_reply_error(ctx, t, 422, "width",
-					   "width and height must be multiples of %d between %d and "
-					   "%d for the dit runner, and steps at least 1",
-					   DIT_PIXELS_PER_TOKEN, DIT_PIXELS_PER_TOKEN, DIT_MAX_SIDE);
+			runner_reply_error(
+			    ctx, t, 422, "width",
+			    "width and height must be multiples of %d between %d and "
+			    "%d for the dit runner, and steps at least 1",
+			    DIT_PIXELS_PER_TOKEN, DIT_PIXELS_PER_TOKEN, DIT_MAX_SIDE);
 			return -1;
 		}
 	}
@@ -319,8 +334,7 @@ static void job_release(struct job *j)
 }
 
 /* Decode, encode and answer one task. */
-static void job_reply(struct dit_runner *r, struct job *j, struct runner_ctx *ctx,
-		      double started)
+static void job_reply(struct dit_runner *r, struct job *j, struct runner_ctx *ctx, double started)
 {
 	struct runner_task *t = j->t;
 	struct buf body, *b64 = xcalloc((size_t)j->n, sizeof(*b64));
@@ -335,7 +349,7 @@ static void job_reply(struct dit_runner *r, struct job *j, struct runner_ctx *ct
 		dit_sampler_decode(&r->sampler, im, rgb);
 		buf_init(&img, BUF_UNLIMITED);
 		rc = j->png ? media_encode_png(rgb, im->width, im->height, &img)
-			    : media_encode_jpeg(rgb, im->width, im->height, j->quality, &img);
+		            : media_encode_jpeg(rgb, im->width, im->height, j->quality, &img);
 		buf_init(&b64[i], BUF_UNLIMITED);
 		if (!rc)
 			rc = media_base64_encode(img.data, img.len, &b64[i]);
@@ -353,9 +367,10 @@ static void job_reply(struct dit_runner *r, struct job *j, struct runner_ctx *ct
 			buf_append(&body, b64[i].data, b64[i].len);
 			buf_puts(&body, "\"");
 		}
-		buf_printf(&body, "],\"generation_time\":%.6f,\"seed\":%llu,\"created\":%lld,"
-				  "\"data\":[",
-			   now_s() - started, (unsigned long long)j->seed, (long long)wall_s());
+		buf_printf(&body,
+		           "],\"generation_time\":%.6f,\"seed\":%llu,\"created\":%lld,"
+		           "\"data\":[",
+		           now_s() - started, (unsigned long long)j->seed, (long long)wall_s());
 		for (int i = 0; i < j->n; i++) {
 			buf_puts(&body, i ? ",{\"b64_json\":\"" : "{\"b64_json\":\"");
 			buf_append(&body, b64[i].data, b64[i].len);
@@ -420,10 +435,10 @@ static void dit_close(void *state)
 }
 
 const struct runner_ops runner_dit_ops = {
-	.name = "dit",
-	.open = dit_open,
-	.warmup = dit_warmup,
-	.run = dit_run,
-	.deep_probe = dit_deep_probe,
-	.close = dit_close,
+    .name = "dit",
+    .open = dit_open,
+    .warmup = dit_warmup,
+    .run = dit_run,
+    .deep_probe = dit_deep_probe,
+    .close = dit_close,
 };

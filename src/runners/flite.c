@@ -7,7 +7,9 @@
  * (flite's duration_stretch = 1 / speed).
  *
  * Text is split into sentences (sentence.h) and synthesised one sentence at
- * a time on the cpu device's pool, one progress unit per sentence. Without
+ * a time on the cpu device's pool (the whole request in one hand-off to a
+ * pool thread, which also sends the streamed pieces), one progress unit per
+ * sentence. Without
  * stream the sentences are joined and encoded once (media_encode_audio).
  * With stream=true each sentence goes out as soon as it is made, with
  * chunked transfer:
@@ -93,35 +95,44 @@ struct tts {
 
 /* --- synthesis on the device --- */
 
+/* Synthesise text (NUL-terminated) with the voice at a duration stretch;
+ * the wave (the caller deletes it), or NULL when flite failed. Runs on a
+ * pool thread of the device. */
+static cst_wave *synth_text(cst_voice *v, const char *text, float stretch)
+{
+	/* flite reports fatal errors by longjmp through cst_errjmp (or exits
+	 * when it is unset): catch them as a failed synthesis. */
+	cst_wave *volatile w = NULL;
+	jmp_buf env;
+
+	cst_errjmp = &env;
+	if (setjmp(env) == 0) {
+		flite_feat_set_float(v->features, "duration_stretch", stretch);
+		srand(FLITE_SEED);
+		w = flite_text_to_wave(text, v);
+	}
+	cst_errjmp = NULL;
+	return w;
+}
+
 struct synth_job {
 	cst_voice *voice;
 	const char *text;
-	float stretch;
-	cst_wave *wave; /* out; NULL when flite failed */
+	cst_wave *wave;
 };
 
 static void synth_kernel(void *arg, int index, int count)
 {
 	struct synth_job *j = arg;
-	/* flite reports fatal errors by longjmp through cst_errjmp (or exits
-	 * when it is unset): catch them as a failed synthesis. */
-	jmp_buf env;
 
-	j->wave = NULL;
-	cst_errjmp = &env;
-	if (setjmp(env) == 0) {
-		flite_feat_set_float(j->voice->features, "duration_stretch", j->stretch);
-		srand(FLITE_SEED);
-		j->wave = flite_text_to_wave(j->text, j->voice);
-	}
-	cst_errjmp = NULL;
+	j->wave = synth_text(j->voice, j->text, 1.0f);
 }
 
-/* Synthesise text (NUL-terminated); 0 with *wave set (the caller deletes
- * it), or -EIO, or a device error. */
-static int synth(struct tts *ts, cst_voice *v, const char *text, double speed, cst_wave **wave)
+/* One synthesis at speed 1 on the device (warmup, deep probe): 0 with
+ * *wave set (the caller deletes it), -EIO, or a device error. */
+static int synth(struct tts *ts, cst_voice *v, const char *text, cst_wave **wave)
 {
-	struct synth_job j = {.voice = v, .text = text, .stretch = (float)(1.0 / speed)};
+	struct synth_job j = {.voice = v, .text = text};
 	int r = cpu_device_parallel(ts->dev, synth_kernel, &j, 1);
 
 	if (r < 0) {
@@ -184,7 +195,7 @@ static int tts_warmup(void *state, struct runner_info *info, char *err, size_t e
 			         flite_voices[i].name);
 			return -EIO;
 		}
-		r = synth(ts, ts->voice[i], "Warming up.", 1.0, &w);
+		r = synth(ts, ts->voice[i], "Warming up.", &w);
 		if (r < 0) {
 			snprintf(err, errlen, "flite voice %s failed its first synthesis: %s",
 			         flite_voices[i].name, strerror(-r));
@@ -211,7 +222,7 @@ static int tts_deep_probe(void *state, uint64_t *digest, char *err, size_t errle
 {
 	struct tts *ts = state;
 	cst_wave *w = NULL;
-	int r = synth(ts, ts->voice[0], PROBE_TEXT, 1.0, &w);
+	int r = synth(ts, ts->voice[0], PROBE_TEXT, &w);
 
 	if (r < 0) {
 		snprintf(err, errlen, "deep-probe synthesis failed: %s", strerror(-r));
@@ -401,46 +412,75 @@ static void finish(struct speech *sp)
 	runner_reply(sp->ctx, sp->t, 200, ctype_of(sp->fmt, 0), &out);
 }
 
-/* Synthesise every sentence; 0, -ECANCELED, or -errno with the reply sent. */
-static int speak(struct speech *sp, cst_voice *v, const char *input, double speed)
+struct speak_job {
+	struct speech *sp;
+	cst_voice *voice;
+	const char *input;
+	float stretch;
+	int rv;
+};
+
+/* Synthesise every sentence, streaming each when asked: the whole request
+ * runs in one hand-off to the device (on a loaded machine each hand-off
+ * waits for a scheduler slice). The runner_ctx calls made here (progress,
+ * chunks, replies, cancel checks) are thread-safe. rv: 0, -ECANCELED, or
+ * -errno with the reply already sent. */
+static void speak_kernel(void *arg, int index, int count)
 {
-	size_t len = strlen(input), pos = 0;
+	struct speak_job *j = arg;
+	struct speech *sp = j->sp;
+	size_t len = strlen(j->input), pos = 0;
 	struct sentence s;
 	char *text = xmalloc(SENTENCE_MAX_LEN + 1);
-	int r = 0;
 
-	while (sentence_next(input, len, &pos, SENTENCE_MAX_LEN, &s)) {
-		cst_wave *w = NULL;
+	j->rv = 0;
+	while (sentence_next(j->input, len, &pos, SENTENCE_MAX_LEN, &s)) {
+		cst_wave *w;
 
-		memcpy(text, input + s.start, s.len);
+		memcpy(text, j->input + s.start, s.len);
 		text[s.len] = 0;
-		r = synth(sp->ts, v, text, speed, &w);
+		w = synth_text(j->voice, text, j->stretch);
 		runner_progress(sp->ctx);
-		if (r < 0) {
+		if (!w) {
+			j->rv = -EIO;
 			if (sp->chunks) /* the 200 is committed: cut the stream short */
 				runner_end(sp->ctx, sp->t);
 			else
 				runner_reply_error(sp->ctx, sp->t, 500, NULL,
-				                   "speech synthesis failed: %s", strerror(-r));
+				                   "speech synthesis failed");
 			break;
 		}
 		sp->rate = w->sample_rate;
 		buf_append(&sp->pcm, w->samples, (size_t)w->num_samples * sizeof(*w->samples));
 		delete_wave(w);
 		if (runner_cancelled(sp->ctx, sp->t)) {
-			r = -ECANCELED;
+			j->rv = -ECANCELED;
 			break;
 		}
-		if (sp->stream && (r = stream_sentence(sp)) < 0) {
+		if (sp->stream && (j->rv = stream_sentence(sp)) < 0) {
 			if (sp->chunks)
 				runner_end(sp->ctx, sp->t);
 			else
-				reply_encode_error(sp, r);
+				reply_encode_error(sp, j->rv);
 			break;
 		}
 	}
 	free(text);
-	return r;
+}
+
+/* 0 when every sentence was made, else the reply is already sent (or the
+ * task was cancelled). */
+static int speak(struct speech *sp, cst_voice *v, const char *input, double speed)
+{
+	struct speak_job j = {
+	    .sp = sp, .voice = v, .input = input, .stretch = (float)(1.0 / speed)};
+	int r = cpu_device_parallel(sp->ts->dev, speak_kernel, &j, 1);
+
+	if (r < 0) {
+		runner_reply_error(sp->ctx, sp->t, 500, NULL, "device failed: %s", strerror(-r));
+		return r;
+	}
+	return j.rv;
 }
 
 static void run_one(struct tts *ts, struct runner_ctx *ctx, struct runner_task *t)

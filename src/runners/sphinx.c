@@ -13,7 +13,9 @@
  *
  * Every pocketsphinx call that computes runs on the cpu device's pool
  * (cpu_device_parallel with one index), so the device that the shallow
- * probe pings is the one doing the work. Live cepstral mean normalisation
+ * probe pings is the one doing the work: model loading, and each decode
+ * whole, in one hand-off (its per-chunk progress and stream lines are sent
+ * from the pool thread). Live cepstral mean normalisation
  * and the noise statistics are reset to the model's initial values at the
  * start of every decode, so the same audio always gives the same result,
  * whatever was decoded before: that makes transcripts reproducible and the
@@ -109,15 +111,6 @@ struct asr {
 	int failed;
 };
 
-/* Work handed to the device: feed a chunk, and close the utterance when the
- * detector heard its end, when it is too long, or at the end of input. */
-struct asr_step {
-	struct asr *a;
-	const int16_t *pcm;
-	size_t n;
-	int last;
-};
-
 static void asr_digest_u64(struct asr *a, uint64_t v)
 {
 	XXH64_update(a->digest, &v, sizeof(v));
@@ -171,22 +164,22 @@ static void asr_collect(struct asr *a)
 	a->fresh = 1;
 }
 
-static void asr_step_kernel(void *arg, int index, int count)
+/* Feed one chunk; close the utterance when the detector heard its end,
+ * when it is too long, or at the end of input. */
+static void asr_step(struct asr *a, const int16_t *pcm, size_t n, int last)
 {
-	struct asr_step *st = arg;
-	struct asr *a = st->a;
 	ps_decoder_t *ps = a->sp->ps;
 	int in_speech;
 
-	if (st->n && ps_process_raw(ps, st->pcm, st->n, FALSE, FALSE) < 0) {
+	if (n && ps_process_raw(ps, pcm, n, FALSE, FALSE) < 0) {
 		a->failed = 1;
 		return;
 	}
-	a->utt_samples += st->n;
+	a->utt_samples += n;
 	in_speech = ps_get_in_speech(ps);
 	if (in_speech)
 		a->in_utt = 1;
-	if (!st->last && !(a->in_utt && !in_speech) &&
+	if (!last && !(a->in_utt && !in_speech) &&
 	    a->utt_samples < (size_t)MAX_UTT_SECONDS * SPHINX_RATE)
 		return;
 	a->sp->utt_open = 0;
@@ -197,7 +190,7 @@ static void asr_step_kernel(void *arg, int index, int count)
 	asr_collect(a);
 	a->in_utt = 0;
 	a->utt_samples = 0;
-	if (!st->last) {
+	if (!last) {
 		if (ps_start_utt(ps) < 0)
 			a->failed = 1;
 		else
@@ -205,10 +198,9 @@ static void asr_step_kernel(void *arg, int index, int count)
 	}
 }
 
-static void close_utt_kernel(void *arg, int index, int count)
+/* End an utterance a cancelled or failed decode left open. */
+static void asr_close_open(struct sphinx *sp)
 {
-	struct sphinx *sp = arg;
-
 	if (sp->utt_open) {
 		ps_end_utt(sp->ps);
 		sp->utt_open = 0;
@@ -216,13 +208,12 @@ static void close_utt_kernel(void *arg, int index, int count)
 }
 
 /* Back to the state right after loading, then start an utterance. */
-static void asr_start_kernel(void *arg, int index, int count)
+static void asr_start(struct asr *a)
 {
-	struct asr *a = arg;
 	struct sphinx *sp = a->sp;
 	feat_t *feat = ps_get_feat(sp->ps);
 
-	close_utt_kernel(sp, 0, 1); /* left open by a cancelled or failed decode */
+	asr_close_open(sp);
 	if (feat && feat->cmn_struct && sp->cmn_len)
 		cmn_live_set(feat->cmn_struct, sp->cmn_init);
 	if (ps_start_stream(sp->ps) < 0 || ps_start_utt(sp->ps) < 0)
@@ -252,30 +243,66 @@ static void asr_release(struct asr *a)
 /* Called after every chunk: progress, streaming; 1 = stop (cancelled). */
 typedef int (*asr_chunk_fn)(struct asr *a, void *arg);
 
-/* Decode pcm[0..n); 0, or -EIO (decoder failure), -ECANCELED (by on_chunk),
- * or a device error. The caller owns a. */
-static int asr_run(struct asr *a, const int16_t *pcm, size_t n, asr_chunk_fn on_chunk, void *arg)
+struct asr_job {
+	struct asr *a;
+	const int16_t *pcm;
+	size_t n;
+	const char *search; /* decode with this search, then go back; NULL = served one */
+	asr_chunk_fn on_chunk;
+	void *arg;
+	int rv;
+};
+
+/* A whole decode on the device: one hand-off per request, not one per
+ * chunk (on a loaded machine every hand-off waits for a scheduler slice).
+ * on_chunk runs here too, on the pool thread: the runner_ctx calls it makes
+ * (progress, chunks, cancel checks) are thread-safe. */
+static void asr_kernel(void *arg, int index, int count)
 {
+	struct asr_job *j = arg;
+	struct asr *a = j->a;
 	struct sphinx *sp = a->sp;
 	size_t off = 0;
-	int r;
 
-	r = cpu_device_parallel(sp->dev, asr_start_kernel, a, 1);
-	if (r < 0 || a->failed)
-		return r < 0 ? r : -EIO;
-	do {
-		struct asr_step st = {.a = a, .pcm = pcm + off, .n = MIN(CHUNK_SAMPLES, n - off)};
+	asr_close_open(sp);
+	if (j->search && ps_set_search(sp->ps, j->search) < 0) {
+		j->rv = -EIO;
+		return;
+	}
+	j->rv = 0;
+	asr_start(a);
+	while (!a->failed && !j->rv) {
+		size_t k = MIN(CHUNK_SAMPLES, j->n - off);
+		int last = off + k >= j->n;
 
-		off += st.n;
-		st.last = off >= n;
 		a->fresh = 0;
-		r = cpu_device_parallel(sp->dev, asr_step_kernel, &st, 1);
-		if (r < 0 || a->failed)
-			return r < 0 ? r : -EIO;
-		if (on_chunk && on_chunk(a, arg))
-			return -ECANCELED; /* the next decode closes the utterance */
-	} while (off < n);
-	return 0;
+		asr_step(a, j->pcm + off, k, last);
+		off += k;
+		if (!a->failed && j->on_chunk && j->on_chunk(a, j->arg))
+			j->rv = -ECANCELED; /* the next decode closes the utterance */
+		if (last)
+			break;
+	}
+	if (a->failed)
+		j->rv = -EIO;
+	if (j->search) {
+		asr_close_open(sp);
+		if (ps_set_search(sp->ps, sp->default_search) < 0 && !j->rv)
+			j->rv = -EIO;
+	}
+}
+
+/* Decode pcm[0..n) (with search, NULL = the language model); 0, or -EIO
+ * (decoder failure), -ECANCELED (by on_chunk), or a device error. The
+ * caller owns a. */
+static int asr_run(struct asr *a, const int16_t *pcm, size_t n, const char *search,
+                   asr_chunk_fn on_chunk, void *arg)
+{
+	struct asr_job j = {
+	    .a = a, .pcm = pcm, .n = n, .search = search, .on_chunk = on_chunk, .arg = arg};
+	int r = cpu_device_parallel(a->sp->dev, asr_kernel, &j, 1);
+
+	return r < 0 ? r : j.rv;
 }
 
 /* --- lifecycle --- */
@@ -458,7 +485,7 @@ static int warm_transcript(struct sphinx *sp, struct buf *text)
 	int r;
 
 	asr_init(&a, sp, (double)sp->canary.n / SPHINX_RATE);
-	r = asr_run(&a, sp->canary.samples, sp->canary.n, NULL, NULL);
+	r = asr_run(&a, sp->canary.samples, sp->canary.n, NULL, NULL, NULL);
 	if (r == 0)
 		segs_text(&a, text);
 	asr_release(&a);
@@ -511,17 +538,10 @@ static int sphinx_deep_probe(void *state, uint64_t *digest, char *err, size_t er
 		pcm += skip;
 		n -= skip;
 	}
-	r = cpu_device_parallel(sp->dev, close_utt_kernel, sp, 1);
-	if (r < 0 || ps_set_search(sp->ps, CANARY_SEARCH) < 0) {
-		snprintf(err, errlen, "cannot switch to the deep-probe grammar");
-		return -EIO;
-	}
 	asr_init(&a, sp, (double)n / SPHINX_RATE);
-	r = asr_run(&a, pcm, n, NULL, NULL);
+	r = asr_run(&a, pcm, n, CANARY_SEARCH, NULL, NULL);
 	*digest = XXH64_digest(a.digest);
 	asr_release(&a);
-	if (ps_set_search(sp->ps, sp->default_search) < 0 && r == 0)
-		r = -EIO;
 	if (r < 0)
 		snprintf(err, errlen, "deep-probe decode failed: %s", strerror(-r));
 	return r;
@@ -656,7 +676,7 @@ static void run_one(struct sphinx *sp, struct runner_ctx *ctx, struct runner_tas
 		return;
 	}
 	asr_init(&a, sp, pcm.duration);
-	r = asr_run(&a, pcm.samples, pcm.n, on_chunk, &sc);
+	r = asr_run(&a, pcm.samples, pcm.n, NULL, on_chunk, &sc);
 	audio_pcm_release(&pcm);
 	if (r == -ECANCELED) {
 		asr_release(&a);

@@ -5,7 +5,6 @@ answers with the right shape, the conventions every response follows
 Most tests share one module-scoped server (mock runner, every service); the
 scenarios that need other settings start their own."""
 import base64
-import http.client
 import io
 import json
 import math
@@ -13,7 +12,6 @@ import re
 import socket
 import struct
 import subprocess
-import time
 import uuid
 import wave
 
@@ -536,8 +534,6 @@ def test_video_unknown_job(srv):
 TRAIN = {"model": "mediad-mock", "dataset": "my-dataset", "hyperparameters": {"n_steps": 8}}
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: POST /v1/jobs without X-TT-Organization "
-                   "creates a job (201) instead of 401")
 def test_training_create_requires_organization(srv):
     r = srv.post("/v1/jobs", TRAIN)
     assert_json_error(r, 401, words=["X-TT-Organization"])
@@ -638,12 +634,13 @@ def sample_responses(srv, headers=None):
 
 def test_every_response_has_a_request_id(srv):
     seen = set()
-    for name, r in sample_responses(srv).items():
+    responses = sample_responses(srv)
+    for name, r in responses.items():
         rid = r.header("X-Request-Id")
         assert rid, (name, r.status, r.headers)
         assert re.fullmatch(r"[A-Za-z0-9._:-]{8,64}", rid), (name, rid)
         seen.add(rid)
-    assert len(seen) == len(sample_responses(srv)), "request ids must be unique"
+    assert len(seen) == len(responses), "request ids must be unique"
 
 
 def test_client_request_id_is_echoed(srv):
@@ -651,7 +648,7 @@ def test_client_request_id_is_echoed(srv):
     for name, r in sample_responses(srv, {"X-Request-Id": rid}).items():
         assert r.header("X-Request-Id") == rid, (name, r.status, r.headers)
     # logs carry it
-    srv.wait_for(lambda: any(l.get("request_id") == rid for l in srv.logs), 5,
+    srv.wait_for(lambda: srv.log_lines(request_id=rid), 5,
                  what="a log line with the client's request id")
 
 
@@ -838,6 +835,28 @@ def test_no_auth_turns_auth_off(server_factory):
     assert_json_error(s.post("/tt-reset-device", auth=False), 422, param="device_id")
 
 
+def test_empty_api_key_does_not_open_the_server():
+    """API_KEY="" with auth on must not let an empty bearer token in: either the
+    binary refuses to start (naming API_KEY) or the empty token is a 401."""
+    env = dict(FAST)
+    env.update(API_KEY="", NO_AUTH="false")
+    try:
+        s = Server(env)
+    except RuntimeError as e:  # refused to start
+        assert "API_KEY" in str(e), e
+        return
+    try:
+        s.wait_ready()
+        for token in ("Bearer ", "Bearer    "):
+            r = s.request("POST", "/v1/tokenize", body={"prompt": "x"},
+                          headers={"Authorization": token})
+            assert_json_error(r, 401)
+    finally:
+        if s.stop() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
 # --- bad input ----------------------------------------------------------------
 
 def _bad(body=None, raw=None):
@@ -849,6 +868,8 @@ BAD_INPUT = [
     ("empty-body", _bad(raw=b""), 400, None, ["JSON"]),
     ("array-body", _bad(body=[{"prompt": "x"}]), 400, None, ["object"]),
     ("string-body", _bad(body="a prompt"), 400, None, ["object"]),
+    ("number-body", _bad(raw=b"42"), 400, None, ["object"]),
+    ("null-body", _bad(raw=b"null"), 400, None, ["object"]),
     ("missing-prompt", _bad(body={"seed": 1}), 422, "prompt", ["prompt", "required"]),
     ("empty-prompt", _bad(body={"prompt": ""}), 422, "prompt", ["prompt"]),
     ("steps-3", _bad(body={"prompt": "x", "num_inference_steps": 3}), 422,
@@ -992,7 +1013,13 @@ def test_debug_faults_404_when_disabled(srv):
     assert_json_error(r, 404)
     r = srv.request("DELETE", "/debug/faults", headers=AUTH)
     assert_json_error(r, 404)
-    r = srv.get("/debug/faults", headers=AUTH)
-    assert_json_error(r, 404)
     assert srv.liveness()["worker_info"]["0"]["restart_count"] == 0
     valid_image_ok(srv)
+
+
+def test_debug_faults_other_methods_404_when_disabled(srv):
+    """With fault injection off the route does not exist: no 405 revealing it."""
+    for method in ("GET", "PUT"):
+        r = srv.request(method, "/debug/faults", headers=AUTH)
+        assert_json_error(r, 404)
+        assert r.header("Allow") is None
