@@ -76,7 +76,7 @@ void api_liveness_body(struct server *s, struct buf *out, int *status)
 	*status = serving ? 200 : 503;
 	buf_printf(out, "{\"status\":\"alive\",\"model_ready\":%s,\"queue_size\":%d,"
 			"\"max_queue_size\":%d,\"device_mesh_shape\":[1,%d],\"device\":",
-		   serving ? "true" : "false", s->sched.n_queued, s->cfg->max_queue_size,
+		   serving ? "true" : "false", sched_waiting(&s->sched), s->cfg->max_queue_size,
 		   s->n_workers);
 	buf_json_str(out, s->workers[0].device[0] ? s->workers[0].device
 		      : (s->cfg->model_runner == RUNNER_MOCK ? "mock" : "cpu"));

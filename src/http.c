@@ -818,7 +818,7 @@ static void update_gauges(struct server *s)
 	const char *model = s->cfg->model_runner == RUNNER_MOCK ? "mock"
 								: runner_kind_name(s->cfg->model_runner);
 
-	metrics_set(s->m_queue, NULL, s->sched.n_queued);
+	metrics_set(s->m_queue, NULL, sched_waiting(&s->sched));
 	metrics_clear(s->m_canary_state);
 	for (int i = 0; i < s->n_workers; i++) {
 		struct worker *w = &s->workers[i];

@@ -61,11 +61,21 @@ static void list_unlink(struct sched_req **head, struct sched_req **tail, struct
 	r->q_prev = r->q_next = NULL;
 }
 
+int sched_waiting(const struct sched *s)
+{
+	int n = s->n_queued;
+
+	for (int i = 0; i < s->n_workers; i++)
+		if (s->workers[i].n_inflight > s->max_batch)
+			n += s->workers[i].n_inflight - s->max_batch;
+	return n;
+}
+
 int sched_admit(struct sched *s, struct sched_req *r)
 {
 	size_t slot;
 
-	if (s->n_queued >= s->max_queue)
+	if (sched_waiting(s) >= s->max_queue)
 		return -EAGAIN;
 	r->worker = -1;
 	list_append(&s->q_head, &s->q_tail, r);

@@ -62,8 +62,13 @@ void sched_init(struct sched *s, int max_queue, int max_batch, double batch_dela
 		int n_workers);
 void sched_release(struct sched *s);
 
+/* Requests admitted and waiting to run: those in the queue plus those
+ * handed to a worker behind the batch it is running. This is what
+ * MAX_QUEUE_SIZE bounds and what queue_size / mediad_queue_depth report. */
+int sched_waiting(const struct sched *s);
+
 /* Admit a request (caller owns the struct; id, kind, batch_key, arrival,
- * deadline, owner set). 0, or -EAGAIN when the queue is full. */
+ * deadline, owner set). 0, or -EAGAIN when sched_waiting() is at the bound. */
 int sched_admit(struct sched *s, struct sched_req *r);
 
 /* Pick the next batch to send: returns its size n (0 when nothing can be

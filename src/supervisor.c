@@ -270,7 +270,7 @@ static void notify_status(struct server *s, double now)
 	}
 	snprintf(status, sizeof(status), "STATUS=%s: %d/%d workers ready, queue %d",
 		 s->draining ? "draining" : server_is_serving(s) ? "serving" : "not serving",
-		 server_ready_workers(s), s->n_workers, s->sched.n_queued);
+		 server_ready_workers(s), s->n_workers, sched_waiting(&s->sched));
 	if (strcmp(status, last) && now - last_status >= 1.0) {
 		sd_notify(0, status);
 		snprintf(last, sizeof(last), "%s", status);
