@@ -16,218 +16,83 @@
 #include "log.h"
 #include "util.h"
 
-/* --- 4-wide vectors (GCC vector extensions, SSE2 on the x86-64 baseline) --- */
+/* --- element-wise kernels: dit_vec.h, once per instruction set --- */
 
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t i4 __attribute__((vector_size(16)));
+struct vec_ops {
+	const char *name;
+	void (*map_silu)(float *x, const float *b, size_t n);
+	void (*map_gelu)(float *x, const float *b, size_t n);
+	void (*vexp)(float *y, const float *x, size_t n);
+	void (*add_row)(float *c, const float *b, int n);
+	void (*gated_row)(float *x, const float *g, const float *c, const float *b, int n);
+	float (*exp_row)(float *x, int n);
+	void (*ln_row)(const float *x, float *y, int d, const float *shift, const float *scale);
+};
 
-#define VW 4
+typedef float v4sf __attribute__((vector_size(16)));
+typedef int32_t v4si __attribute__((vector_size(16)));
 
-static inline v4 v4_load(const float *p)
-{
-	v4 v;
+#define VEC_T  v4sf
+#define VEC_I  v4si
+#define VEC_W  4
+#define VEC(n) n##_sse
+#define VEC_ATTR
+#define VEC_NAME "sse2"
+#include "dit_vec.h"
+#undef VEC_T
+#undef VEC_I
+#undef VEC_W
+#undef VEC
+#undef VEC_ATTR
+#undef VEC_NAME
 
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
+#if defined(__x86_64__)
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
 
-static inline void v4_store(float *p, v4 v)
-{
-	memcpy(p, &v, sizeof(v));
-}
+#define VEC_T    v8sf
+#define VEC_I    v8si
+#define VEC_W    8
+#define VEC(n)   n##_avx2
+#define VEC_ATTR __attribute__((target("avx2,fma")))
+#define VEC_NAME "avx2+fma"
+#include "dit_vec.h"
+#undef VEC_T
+#undef VEC_I
+#undef VEC_W
+#undef VEC
+#undef VEC_ATTR
+#undef VEC_NAME
+#endif
 
-static inline v4 v4_splat(float x)
-{
-	return (v4){x, x, x, x};
-}
-
-static inline v4 v4_select(i4 mask, v4 a, v4 b)
-{
-	return (v4)((mask & (i4)a) | (~mask & (i4)b));
-}
-
-static inline v4 v4_max(v4 a, v4 b)
-{
-	return v4_select(a > b, a, b);
-}
-
-static inline v4 v4_min(v4 a, v4 b)
-{
-	return v4_select(a < b, a, b);
-}
-
-static inline float v4_hsum(v4 v)
-{
-	return (v[0] + v[2]) + (v[1] + v[3]);
-}
-
-static inline float v4_hmax(v4 v)
-{
-	float m = v[0];
-
-	for (int i = 1; i < VW; i++)
-		m = v[i] > m ? v[i] : m;
-	return m;
-}
-
-/* e^x: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2, the high
- * part exact for |n| < 2^15), e^r by its Taylor series to degree 7 (error
- * below 2e-9), times 2^n built in the exponent bits. */
-static inline v4 v4_exp(v4 x)
-{
-	const v4 magic = v4_splat(12582912.0f); /* 1.5 * 2^23: rounds to integer */
-	v4 t, n, r, p;
-	i4 e;
-
-	x = v4_min(v4_max(x, v4_splat(-87.0f)), v4_splat(88.0f));
-	t = x * 1.44269504088896341f + magic;
-	n = t - magic;
-	r = x - n * 0.693359375f;
-	r = r + n * 2.12194440054690583e-4f;
-	p = v4_splat(1.0f / 5040.0f);
-	p = p * r + 1.0f / 720.0f;
-	p = p * r + 1.0f / 120.0f;
-	p = p * r + 1.0f / 24.0f;
-	p = p * r + 1.0f / 6.0f;
-	p = p * r + 0.5f;
-	p = p * r + 1.0f;
-	p = p * r + 1.0f;
-	e = (__builtin_convertvector(n, i4) + 127) << 23;
-	return p * (v4)e;
-}
-
-static inline v4 v4_silu(v4 x)
-{
-	return x / (1.0f + v4_exp(-x));
-}
-
-/* gelu, tanh form: 0.5 x (1 + tanh(u)) = x * sigmoid(2u),
- * u = sqrt(2/pi) (x + 0.044715 x^3). */
-static inline v4 v4_gelu(v4 x)
-{
-	v4 u2 = x * (1.5957691216057308f + 0.0713548162726f * x * x);
-
-	return x / (1.0f + v4_exp(-u2));
-}
-
-/* x[i] = op(x[i] + b[i]) for n floats in place (b may be NULL: no bias) in
- * one pass; the tail goes through a padded vector, so every element gets
- * the same arithmetic. */
-#define DEFINE_MAP(name, op)                                                                       \
-	static void name(float *x, const float *b, size_t n)                                       \
-	{                                                                                          \
-		size_t i = 0;                                                                      \
-		float tail[VW] = {0}, btail[VW] = {0};                                             \
-		for (; i + VW <= n; i += VW) {                                                     \
-			v4 v = v4_load(x + i);                                                     \
-			if (b)                                                                     \
-				v += v4_load(b + i);                                               \
-			v4_store(x + i, op(v));                                                    \
-		}                                                                                  \
-		if (i < n) {                                                                       \
-			memcpy(tail, x + i, (n - i) * sizeof(float));                              \
-			if (b)                                                                     \
-				memcpy(btail, b + i, (n - i) * sizeof(float));                     \
-			v4 v = v4_load(tail);                                                      \
-			if (b)                                                                     \
-				v += v4_load(btail);                                               \
-			v4_store(tail, op(v));                                                     \
-			memcpy(x + i, tail, (n - i) * sizeof(float));                              \
-		}                                                                                  \
-	}
-
-DEFINE_MAP(map_silu, v4_silu)
-DEFINE_MAP(map_gelu, v4_gelu)
+/* Chosen once by dit_kernels_init(); every thread uses the same table, so
+ * results do not depend on the thread that computed them. */
+static const struct vec_ops *vk = &ops_sse;
 
 void dit_vsilu(float *x, size_t n)
 {
-	map_silu(x, NULL, n);
+	vk->map_silu(x, NULL, n);
 }
 
 void dit_vgelu(float *x, size_t n)
 {
-	map_gelu(x, NULL, n);
+	vk->map_gelu(x, NULL, n);
 }
 
 void dit_vexp(float *y, const float *x, size_t n)
 {
-	size_t i = 0;
-	float tail[VW] = {0};
-
-	for (; i + VW <= n; i += VW)
-		v4_store(y + i, v4_exp(v4_load(x + i)));
-	if (i < n) {
-		memcpy(tail, x + i, (n - i) * sizeof(float));
-		v4_store(tail, v4_exp(v4_load(tail)));
-		memcpy(y + i, tail, (n - i) * sizeof(float));
-	}
-}
-
-/* c[j] += b[j] */
-static void add_row(float *c, const float *b, int n)
-{
-	int j = 0;
-
-	for (; j + VW <= n; j += VW)
-		v4_store(c + j, v4_load(c + j) + v4_load(b + j));
-	for (; j < n; j++)
-		c[j] += b[j];
-}
-
-/* x[j] += g[j] * (c[j] + b[j]); b may be NULL */
-static void gated_row(float *x, const float *g, const float *c, const float *b, int n)
-{
-	int j = 0;
-
-	for (; j + VW <= n; j += VW) {
-		v4 v = v4_load(c + j);
-		if (b)
-			v += v4_load(b + j);
-		v4_store(x + j, v4_load(x + j) + v4_load(g + j) * v);
-	}
-	for (; j < n; j++)
-		x[j] += g[j] * (c[j] + (b ? b[j] : 0.0f));
-}
-
-static void softmax_row(float *x, int n)
-{
-	v4 vm = v4_splat(-INFINITY), vs = v4_splat(0.0f);
-	float m, s, inv, tail[VW];
-	int j = 0, rest;
-
-	for (; j + VW <= n; j += VW)
-		vm = v4_max(vm, v4_load(x + j));
-	m = v4_hmax(vm);
-	for (; j < n; j++)
-		m = x[j] > m ? x[j] : m;
-	for (j = 0; j + VW <= n; j += VW) {
-		v4 e = v4_exp(v4_load(x + j) - m);
-		v4_store(x + j, e);
-		vs += e;
-	}
-	rest = n - j;
-	if (rest) {
-		for (int k = 0; k < VW; k++)
-			tail[k] = k < rest ? x[j + k] - m : -INFINITY;
-		v4 e = v4_exp(v4_load(tail));
-		for (int k = rest; k < VW; k++)
-			e[k] = 0.0f; /* exp clamps at e^-87; the padding must add nothing */
-		vs += e;
-		v4_store(tail, e);
-		memcpy(x + j, tail, (size_t)rest * sizeof(float));
-	}
-	s = v4_hsum(vs);
-	inv = 1.0f / s;
-	for (j = 0; j + VW <= n; j += VW)
-		v4_store(x + j, v4_load(x + j) * inv);
-	for (; j < n; j++)
-		x[j] *= inv;
+	vk->vexp(y, x, n);
 }
 
 void dit_softmax_rows(float *x, int rows, int n, int ld)
 {
-	for (int r = 0; r < rows; r++)
-		softmax_row(x + (size_t)r * (size_t)ld, n);
+	for (int r = 0; r < rows; r++) {
+		float *row = x + (size_t)r * (size_t)ld;
+		float inv = 1.0f / vk->exp_row(row, n);
+
+		for (int j = 0; j < n; j++)
+			row[j] *= inv;
+	}
 }
 
 /* --- BLIS --- */
@@ -259,13 +124,40 @@ static void blis_setup(void)
 	}
 	bli_thread_set_num_threads(1);
 	snprintf(blis_arch, sizeof(blis_arch), "%s", bli_arch_string(bli_arch_query_id()));
-	log_info("BLIS %s: sgemm kernels %s%s, single-threaded calls", bli_info_get_version_str(),
-	         blis_arch, blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)");
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		vk = &ops_avx2;
+#endif
+	log_info("BLIS %s: sgemm kernels %s%s, single-threaded calls; element-wise kernels %s",
+	         bli_info_get_version_str(), blis_arch,
+	         blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)", vk->name);
 }
 
 void dit_kernels_init(void)
 {
 	pthread_once(&blis_once, blis_setup);
+}
+
+int dit_kernels_use_avx2(int avx2)
+{
+	dit_kernels_init();
+	if (!avx2) {
+		vk = &ops_sse;
+		return 0;
+	}
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+		vk = &ops_avx2;
+		return 0;
+	}
+#endif
+	return -ENOTSUP;
+}
+
+const char *dit_kernels_vector_isa(void)
+{
+	return vk->name;
 }
 
 const char *dit_kernels_blis_arch(int *forced)
@@ -307,6 +199,7 @@ int dit_exec_init(struct dit_exec *ex, struct device *dev)
 {
 	int n;
 
+	dit_kernels_init();
 	ex->dev = dev;
 	ex->slots = 1;
 	if (!dev)
@@ -374,18 +267,18 @@ static void epilogue(const struct dit_gemm *g, int i0, int i1, int j0, int j1)
 			break;
 		case DIT_EPI_BIAS:
 			if (g->bias)
-				add_row(c, g->bias + j0, n);
+				vk->add_row(c, g->bias + j0, n);
 			break;
 		case DIT_EPI_BIAS_GELU:
-			map_gelu(c, g->bias ? g->bias + j0 : NULL, (size_t)n);
+			vk->map_gelu(c, g->bias ? g->bias + j0 : NULL, (size_t)n);
 			break;
 		case DIT_EPI_BIAS_SILU:
-			map_silu(c, g->bias ? g->bias + j0 : NULL, (size_t)n);
+			vk->map_silu(c, g->bias ? g->bias + j0 : NULL, (size_t)n);
 			break;
 		case DIT_EPI_GATED:
-			gated_row(g->x + (size_t)i * (size_t)g->ldx + j0,
-			          g->gate + (size_t)g->row_seg[i] * (size_t)g->ld_gate + j0, c,
-			          g->bias ? g->bias + j0 : NULL, n);
+			vk->gated_row(g->x + (size_t)i * (size_t)g->ldx + j0,
+			              g->gate + (size_t)g->row_seg[i] * (size_t)g->ld_gate + j0, c,
+			              g->bias ? g->bias + j0 : NULL, n);
 			break;
 		}
 	}
@@ -457,35 +350,6 @@ struct ln_job {
 	int ld_mod;
 };
 
-static void ln_row(const float *x, float *y, int d, const float *shift, const float *scale)
-{
-	v4 vs = v4_splat(0.0f), vq = v4_splat(0.0f);
-	float mean, var, rstd;
-	int j = 0;
-
-	for (; j + VW <= d; j += VW)
-		vs += v4_load(x + j);
-	mean = v4_hsum(vs);
-	for (; j < d; j++)
-		mean += x[j];
-	mean /= (float)d;
-	for (j = 0; j + VW <= d; j += VW) {
-		v4 t = v4_load(x + j) - mean;
-		vq += t * t;
-	}
-	var = v4_hsum(vq);
-	for (; j < d; j++)
-		var += (x[j] - mean) * (x[j] - mean);
-	var /= (float)d;
-	rstd = 1.0f / sqrtf(var + 1e-6f);
-	for (j = 0; j + VW <= d; j += VW) {
-		v4 t = (v4_load(x + j) - mean) * rstd;
-		v4_store(y + j, t * (1.0f + v4_load(scale + j)) + v4_load(shift + j));
-	}
-	for (; j < d; j++)
-		y[j] = (x[j] - mean) * rstd * (1.0f + scale[j]) + shift[j];
-}
-
 static void ln_item(void *arg, int item, int slot)
 {
 	const struct ln_job *j = arg;
@@ -493,8 +357,8 @@ static void ln_item(void *arg, int item, int slot)
 
 	for (int r = item * LN_ROWS; r < r1; r++) {
 		size_t mo = (size_t)j->row_seg[r] * (size_t)j->ld_mod;
-		ln_row(j->x + (size_t)r * (size_t)j->ldx, j->y + (size_t)r * (size_t)j->ldy, j->dim,
-		       j->shift + mo, j->scale + mo);
+		vk->ln_row(j->x + (size_t)r * (size_t)j->ldx, j->y + (size_t)r * (size_t)j->ldy,
+		           j->dim, j->shift + mo, j->scale + mo);
 	}
 }
 
@@ -526,7 +390,8 @@ static void attn_item(void *arg, int item, int slot)
 	const struct dit_attn_seg *s = NULL;
 	int qb, head, q0, qn;
 	const float *base;
-	float *scores = j->scratch + (size_t)slot * j->per_slot;
+	float *scores = j->scratch + (size_t)slot * j->per_slot, *out;
+	float inv[DIT_ATTN_QBLOCK];
 
 	for (int i = 0; i < j->n_segs; i++) {
 		int count = j->heads * ((j->segs[i].n + DIT_ATTN_QBLOCK - 1) / DIT_ATTN_QBLOCK);
@@ -543,13 +408,17 @@ static void attn_item(void *arg, int item, int slot)
 	q0 = (item % qb) * DIT_ATTN_QBLOCK;
 	qn = MIN(DIT_ATTN_QBLOCK, s->n - q0);
 	base = j->qkv + (size_t)s->row0 * (size_t)ld + (size_t)head * (size_t)hd;
-	/* scores = q k^T / sqrt(hd), softmax, out = scores v */
+	out = j->out + (size_t)(s->row0 + q0) * (size_t)j->dim + (size_t)head * (size_t)hd;
+	/* scores = q k^T / sqrt(hd); e = exp(scores - row max); out = (e v) / row sum:
+	 * the softmax's division is done on the hd outputs, not the n scores */
 	dit_sgemm_nt(qn, s->n, hd, 1.0f / sqrtf((float)hd), base + (size_t)q0 * (size_t)ld, ld,
 	             base + j->dim, ld, 0.0f, scores, s->n);
-	dit_softmax_rows(scores, qn, s->n, s->n);
-	dit_sgemm_nn(qn, hd, s->n, 1.0f, scores, s->n, base + 2 * j->dim, ld, 0.0f,
-	             j->out + (size_t)(s->row0 + q0) * (size_t)j->dim + (size_t)head * (size_t)hd,
-	             j->dim);
+	for (int r = 0; r < qn; r++)
+		inv[r] = 1.0f / vk->exp_row(scores + (size_t)r * (size_t)s->n, s->n);
+	dit_sgemm_nn(qn, hd, s->n, 1.0f, scores, s->n, base + 2 * j->dim, ld, 0.0f, out, j->dim);
+	for (int r = 0; r < qn; r++)
+		for (int c = 0; c < hd; c++)
+			out[(size_t)r * (size_t)j->dim + (size_t)c] *= inv[r];
 }
 
 void dit_attention(const struct dit_exec *ex, const float *qkv, int dim, int heads, float *out,
@@ -619,9 +488,9 @@ static void conv_item(void *arg, int item, int slot)
 	for (int p = 0; p < p1 - p0; p++) {
 		float *o = out + (size_t)p * (size_t)j->cout;
 		if (j->silu)
-			map_silu(o, j->bias, (size_t)j->cout);
+			vk->map_silu(o, j->bias, (size_t)j->cout);
 		else
-			add_row(o, j->bias, j->cout);
+			vk->add_row(o, j->bias, j->cout);
 	}
 }
 

@@ -7,8 +7,9 @@
  * every output element the same arithmetic whatever the tiling. That is what
  * makes an image byte-identical on any thread count and whatever else is
  * batched with it. Element-wise kernels (layer norm, softmax, GELU, SiLU,
- * exp) are written on 4-wide GCC vector types, so they vectorise on the
- * baseline target and every element, tail included, gets the same
+ * exp; src/dit_vec.h) are written on GCC vector types, 4 lanes on the
+ * x86-64 baseline and 8 lanes with FMA when the CPU has AVX2 and FMA (chosen
+ * once per process); every element, tail included, gets the same
  * arithmetic.
  *
  * Matrices are row-major floats with explicit leading dimensions. Weights
@@ -36,6 +37,14 @@ struct device;
 void dit_kernels_init(void);
 /* The BLIS kernel set in use (e.g. "skx"), and whether mediad chose it. */
 const char *dit_kernels_blis_arch(int *forced);
+
+/* Tests only: run the element-wise kernels with the baseline (avx2 = 0) or
+ * the AVX2+FMA (1) instruction set. 0, or -ENOTSUP when the CPU lacks it.
+ * Results differ in the last bits between the two: never switch while a
+ * model is serving. */
+int dit_kernels_use_avx2(int avx2);
+/* "sse2" or "avx2+fma". */
+const char *dit_kernels_vector_isa(void);
 
 /* Where kernels run: the pool of a cpu device, or inline on the caller
  * (dev NULL: tests and tools). slots = number of parallel slots. */

@@ -520,8 +520,11 @@ void dit_forward(const struct dit_model *m, struct dit_work *w, const struct dit
 	       DIT_EPI_BIAS);
 	dit_parallel(ex, (rows + POS_ROWS - 1) / POS_ROWS, pos_item, &pj);
 	conditioning(m, w, ex, segs, n);
-	for (int i = 0; i < m->arch.depth; i++)
+	for (int i = 0; i < m->arch.depth; i++) {
 		block_forward(m, w, ex, &m->blocks[i], rows, n);
+		if (w->on_block)
+			w->on_block(w->on_block_arg);
+	}
 	/* final layer: shift, scale; modulated norm; linear to the patch */
 	linear(ex, n, 2 * h, h, w->c_silu, h, m->f_ada_w, m->f_ada_b, w->mod, 2 * h, DIT_EPI_BIAS);
 	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod, w->mod + h,

@@ -121,6 +121,10 @@ struct dit_work {
 	size_t conv_per_slot;
 	float *text_pool, *text_hid;
 	size_t bytes;
+	/* called after every transformer block of a pass when set (progress of
+	 * passes that take seconds) */
+	void (*on_block)(void *arg);
+	void *on_block_arg;
 };
 
 void dit_work_init(struct dit_work *w, const struct dit_model *m, int max_rows, int max_segs,

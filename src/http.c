@@ -347,6 +347,13 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const c
 		h->in_size += size;
 		return MHD_YES;
 	}
+	if (filename) {
+		h->form_error = 422;
+		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
+			 "file is required (multipart field \"file\"; got a file in field \"%.40s\")",
+			 key);
+		return MHD_YES;
+	}
 	if (!h->form)
 		h->form = json_object();
 	json_t *old = json_object_get(h->form, key);

@@ -33,6 +33,8 @@ struct runner_info {
 	int deep_supported;    /* 0: the runner has no real deep probe, and says so */
 	int synthetic_weights; /* 1 when no weights file was given */
 	int max_batch;
+	char voices[256];      /* TTS: "slt,rms,..." (comma-separated), "" = any */
+	char default_voice[32];
 };
 
 struct runner_ctx;

@@ -142,6 +142,9 @@ struct server {
 	struct jobs *jobs;
 	struct metrics *metrics;
 	struct validate_limits limits;
+	char voice_store[256];           /* the runner's voices, from the first READY */
+	const char *voice_list[33];      /* NULL-terminated pointers into voice_store */
+	char default_voice[32];
 	uint64_t next_id;
 	double started_mono;
 	double started_wall;

@@ -354,8 +354,13 @@ static void send_ready(struct runner_ctx *ctx)
 			      ctx->info.deep_supported && ctx->runner->deep_probe, "synthetic_weights",
 			      ctx->info.synthetic_weights, "max_batch", ctx->info.max_batch,
 			      "device_ids", ctx->dev.ids);
-	char *text = json_dumps(o, JSON_COMPACT);
+	char *text;
 
+	if (ctx->info.voices[0])
+		json_object_set_new(o, "voices", json_string(ctx->info.voices));
+	if (ctx->info.default_voice[0])
+		json_object_set_new(o, "default_voice", json_string(ctx->info.default_voice));
+	text = json_dumps(o, JSON_COMPACT);
 	ctx_send(ctx, IPC_READY, 0, 0, 0, text, strlen(text), NULL, 0, -1);
 	free(text);
 	json_decref(o);

@@ -226,6 +226,26 @@ static void on_ready(struct server *s, struct worker *w, const char *payload, si
 			 json_string_value(json_object_get(o, "device")) ?: "");
 		w->deep_supported = json_is_true(json_object_get(o, "deep_supported"));
 		w->synthetic_weights = json_is_true(json_object_get(o, "synthetic_weights"));
+		const char *voices = json_string_value(json_object_get(o, "voices"));
+		const char *dv = json_string_value(json_object_get(o, "default_voice"));
+		if (voices && !s->limits.voices) {
+			/* validate voices at admission, with the runner's own list */
+			int n = 0;
+			snprintf(s->voice_store, sizeof(s->voice_store), "%s", voices);
+			for (char *p = s->voice_store; p && *p && n < 32;) {
+				char *comma = strchr(p, ',');
+				s->voice_list[n++] = p;
+				if (comma)
+					*comma++ = 0;
+				p = comma;
+			}
+			s->voice_list[n] = NULL;
+			s->limits.voices = s->voice_list;
+			if (dv) {
+				snprintf(s->default_voice, sizeof(s->default_voice), "%s", dv);
+				s->limits.default_voice = s->default_voice;
+			}
+		}
 		json_decref(o);
 	}
 	w->state = W_READY;

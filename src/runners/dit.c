@@ -9,8 +9,10 @@
  * once: the deep-probe replay, twice, checked to give the same digest, and
  * one guided step plus a decode at the default 512x512. A request or a
  * probe never allocates a work area or plans anything new.
- * run: every image of every task of the batch is denoised together, one
- * progress step per forward pass; cancelled tasks drop out between steps.
+ * run: every image of every task of the batch is denoised together, a
+ * progress step after every transformer block and every forward pass (a
+ * pass of large images takes seconds); cancelled tasks drop out between
+ * steps.
  * deep_probe: replays the warmup's 2-step forward of a 64x64 image with a
  * fixed seed and prompt and returns the digest of its latent and decoded
  * output. fault corrupt_deep flips one bit of a real weight (the largest
@@ -408,10 +410,14 @@ static void dit_run(void *state, struct runner_task **batch, size_t n, struct ru
 	r->sampler.on_pass = on_pass;
 	r->sampler.keep = keep_image;
 	r->sampler.arg = &rc;
+	r->work.on_block = on_pass;
+	r->work.on_block_arg = &rc;
 	dit_sampler_run(&r->sampler, list, total);
 	r->sampler.on_pass = NULL;
 	r->sampler.keep = NULL;
 	r->sampler.arg = NULL;
+	r->work.on_block = NULL;
+	r->work.on_block_arg = NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (!jobs[i].skip && !runner_cancelled(ctx, jobs[i].t))
 			job_reply(r, &jobs[i], ctx, started);

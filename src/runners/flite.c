@@ -213,6 +213,12 @@ static int tts_warmup(void *state, struct runner_info *info, char *err, size_t e
 	snprintf(info->device, sizeof(info->device), "cpu (%d threads)",
 	         cpu_device_threads(ts->dev));
 	info->services = SVC_TTS;
+	/* short names first, then flite's own cmu_us_<name> spellings */
+	for (size_t i = 0, vl = 0; i < 2 * N_VOICES && vl < sizeof(info->voices); i++)
+		vl += (size_t)snprintf(info->voices + vl, sizeof(info->voices) - vl, "%s%s%s",
+				       i ? "," : "", i < N_VOICES ? "" : "cmu_us_",
+				       flite_voices[i % N_VOICES].name);
+	snprintf(info->default_voice, sizeof(info->default_voice), "%s", flite_voices[0].name);
 	info->deep_supported = 1;
 	info->synthetic_weights = 0;
 	return 0;
@@ -392,11 +398,13 @@ static void finish(struct speech *sp)
 	int r;
 
 	buf_init(&out, BUF_UNLIMITED);
-	if (sp->stream && strcmp(sp->fmt, "flac")) {
+	if (sp->stream && strcmp(sp->fmt, "flac") && sp->chunks) {
 		runner_end(sp->ctx, sp->t);
 		buf_release(&out);
 		return;
 	}
+	/* not streamed, flac, or a stream whose sentences made no samples:
+	 * the whole answer in one piece */
 	r = encode(s, n, sp->rate, sp->fmt, -1, &out);
 	if (r < 0) {
 		buf_release(&out);
