@@ -46,7 +46,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check unit blackbox check-san clean lint bench
+.PHONY: all deps run check unit blackbox check-san clean lint bench soak
 all: $(BUILD)/mediad $(BUILD)/mediad-mkweights
 
 deps:
@@ -75,7 +75,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmediad.a
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BUILD)/mediad --port $${SERVICE_PORT:-8000}
+	MODEL_RUNNER=$${MODEL_RUNNER:-dit} DIT_PRESET=$${DIT_PRESET:-small} \
+	  ./$(BUILD)/mediad --port $${SERVICE_PORT:-8000}
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; MEDIAD_SRC=$(CURDIR) ./$$t; done
@@ -94,6 +95,9 @@ check-san: deps
 lint:
 	clang-format --dry-run --Werror $(SRC) $(wildcard src/*.h src/*/*.h)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -Isrc $(SRC)
+
+soak: all
+	MEDIAD_BIN=$(CURDIR)/$(BUILD)/mediad /usr/bin/python3 tests/soak/soak.py --seconds $${SOAK_SECONDS:-60}
 
 bench: all
 	bash scripts/install-deps.sh --bench

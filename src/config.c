@@ -111,7 +111,7 @@ static const struct setting settings[] = {
 	 "TCP port to listen on; 0 picks a free port"},
 	{"DEVICE_IDS", NULL, CT_DEVICES, SV, "(0)", 0, 0, NULL, OFF(device_ids), 0,
 	 "device groups, one worker process per group"},
-	S_ENUM(SV, "MODEL_RUNNER", "runner", model_runner, "mock", runner_names,
+	S_ENUM(SV, "MODEL_RUNNER", "runner", model_runner, "dit", runner_names,
 	       "the model runner every worker loads"),
 	{"MODEL_SERVICE", "service", CT_SERVICE, SV, "all", 0, 0, service_names, OFF(model_service),
 	 0, "which APIs this instance serves"},

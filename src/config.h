@@ -36,7 +36,7 @@ struct config {
 	char *service_host;            /* SERVICE_HOST, "0.0.0.0" */
 	int service_port;              /* SERVICE_PORT, 8000 (0..65535; 0 = any port) */
 	char *device_ids;              /* DEVICE_IDS, "(0)" */
-	enum runner_kind model_runner; /* MODEL_RUNNER, mock */
+	enum runner_kind model_runner; /* MODEL_RUNNER, dit */
 	unsigned model_service;        /* MODEL_SERVICE: SVC_* bits; "all" = SVC_ALL */
 	char *model_name;              /* MODEL_NAME, "" = derived from runner */
 	char *api_key;                 /* API_KEY, "your-secret-key" */

@@ -19,6 +19,18 @@ const struct runner_ops *runner_find(enum runner_kind kind)
 	}
 }
 
+unsigned runner_kind_services(enum runner_kind kind)
+{
+	switch (kind) {
+	case RUNNER_MOCK: return SVC_ALL;
+	case RUNNER_DIT: return SVC_IMAGE;
+	case RUNNER_SPHINX: return SVC_AUDIO;
+	case RUNNER_FLITE: return SVC_TTS;
+	case RUNNER_LLAMA: return SVC_LLM | SVC_TRAINING;
+	}
+	return 0;
+}
+
 const char *task_kind_name(enum task_kind k)
 {
 	static const char *names[TASK_KIND_COUNT] = {

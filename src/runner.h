@@ -55,6 +55,9 @@ struct runner_ops {
 };
 
 const struct runner_ops *runner_find(enum runner_kind kind);
+/* The services a runner kind can serve (SVC_* bits), known before any
+ * worker starts: the supervisor mounts only these routes. */
+unsigned runner_kind_services(enum runner_kind kind);
 
 /* --- calls a runner makes on its context (implemented by worker.c) --- */
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "runner.h"
 #include "util.h"
 
 #define TAG_MHD 1
@@ -404,7 +405,13 @@ int server_run(struct config *cfg, const char *self_exe)
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
-	s->services = cfg->model_service;
+	s->services = cfg->model_service & runner_kind_services(cfg->model_runner);
+	if (!s->services) {
+		/* MODEL_SERVICE names nothing this runner serves: mount what it does */
+		s->services = runner_kind_services(cfg->model_runner);
+		log_warn("MODEL_SERVICE does not include what runner %s serves; mounting its own "
+			 "routes", runner_kind_name(cfg->model_runner));
+	}
 	s->started_mono = now_s();
 	s->started_wall = wall_s();
 	s->n_workers = cfg->n_devices;

@@ -18,6 +18,7 @@
 
 #include "apierr.h"
 #include "device.h"
+#include "dit_kernels.h"
 #include "faults.h"
 #include "ipc.h"
 #include "log.h"
@@ -33,6 +34,8 @@ struct exec_item {
 };
 
 #define CANCEL_RING 256
+
+static void faults_open_gate(void);
 
 struct runner_ctx {
 	const struct config *cfg;
@@ -414,6 +417,7 @@ static void *exec_main(void *arg)
 
 	if (r)
 		_exit(r);
+	faults_open_gate();
 	send_ready(ctx);
 	for (;;) {
 		struct exec_item *it = queue_pop(ctx);
@@ -452,7 +456,47 @@ static void *exec_main(void *arg)
 	return NULL;
 }
 
+/* Faults that arrive before warmup finished wait until the golden digest
+ * is taken (a corrupt_deep must corrupt probes, not the reference). */
+static struct {
+	pthread_mutex_t lock;
+	int ready;
+	struct buf pending; /* concatenated "len:payload" records */
+} g_faults = {PTHREAD_MUTEX_INITIALIZER, 0, {NULL, 0, 0, 1 << 16}};
+
+static void apply_fault_now(const char *payload, size_t len);
+
 static void apply_fault(const char *payload, size_t len)
+{
+	pthread_mutex_lock(&g_faults.lock);
+	if (!g_faults.ready) {
+		uint32_t n = (uint32_t)len;
+		if (buf_append(&g_faults.pending, &n, sizeof(n)) == 0 &&
+		    buf_append(&g_faults.pending, payload, len) == 0)
+			log_info("fault injection: deferred until warmup has finished");
+		pthread_mutex_unlock(&g_faults.lock);
+		return;
+	}
+	pthread_mutex_unlock(&g_faults.lock);
+	apply_fault_now(payload, len);
+}
+
+static void faults_open_gate(void)
+{
+	pthread_mutex_lock(&g_faults.lock);
+	g_faults.ready = 1;
+	for (size_t off = 0; off + sizeof(uint32_t) <= g_faults.pending.len;) {
+		uint32_t n;
+		memcpy(&n, g_faults.pending.data + off, sizeof(n));
+		off += sizeof(n);
+		apply_fault_now(g_faults.pending.data + off, n);
+		off += n;
+	}
+	buf_release(&g_faults.pending);
+	pthread_mutex_unlock(&g_faults.lock);
+}
+
+static void apply_fault_now(const char *payload, size_t len)
 {
 	json_t *o;
 	const char *name = NULL;
@@ -518,6 +562,10 @@ int worker_main(const struct config *cfg, const char *worker_id, int ipc_fd, int
 		log_error("cannot map the progress page");
 		return WORKER_EXIT_USAGE;
 	}
+	/* BLIS reads its environment once: settle it while this process is
+	 * still single-threaded (dit_kernels_init may setenv BLIS_ARCH_TYPE) */
+	if (cfg->model_runner == RUNNER_DIT)
+		dit_kernels_init();
 	snprintf(hello, sizeof(hello), "{\"pid\":%d}", (int)getpid());
 	ctx_send(&ctx, IPC_HELLO, 0, 0, 0, hello, strlen(hello), NULL, 0, -1);
 	if (pthread_create(&exec, NULL, exec_main, &ctx) != 0) {

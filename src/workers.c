@@ -283,7 +283,8 @@ static void canary_settle(struct server *s, struct worker *w)
 			dead_edge = 1;
 	}
 	workers_update_dispatch(s);
-	if (dead_edge)
+	/* act only if it is still dead (progress may already have revived it) */
+	if (dead_edge && w->canary.state == CANARY_DEAD)
 		on_dead(s, w);
 }
 

@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "devices/cpu.h"
 #include "dit_kernels.h"
 #include "dit_model.h"
 #include "dit_sampler.h"

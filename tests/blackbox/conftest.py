@@ -22,6 +22,7 @@ AUTH = {"Authorization": "Bearer " + API_KEY}
 
 # Test-sized settings (HEALTH.md section 9).
 FAST = {
+    "MODEL_RUNNER": "mock",
     "MOCK_WARMUP_SECONDS": "0.3",
     "MOCK_LATENCY_MS": "20",
     "CANARY_WAIT_SECONDS": "1",

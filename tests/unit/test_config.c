@@ -168,7 +168,7 @@ static void test_defaults_match_header(void **state)
 	assert_string_equal(c.service_host, "0.0.0.0");
 	assert_int_equal(c.service_port, 8000);
 	assert_string_equal(c.device_ids, "(0)");
-	assert_int_equal(c.model_runner, RUNNER_MOCK);
+	assert_int_equal(c.model_runner, RUNNER_DIT);
 	assert_int_equal(c.model_service, SVC_ALL);
 	assert_string_equal(c.model_name, "");
 	assert_string_equal(c.api_key, "your-secret-key");
@@ -505,7 +505,7 @@ static void test_dotenv_read_and_precedence(void **state)
 
 	/* Without use_dotenv the file is ignored. */
 	assert_int_equal(load(&c, NULL), 0);
-	assert_int_equal(c.model_runner, RUNNER_MOCK);
+	assert_int_equal(c.model_runner, RUNNER_DIT);
 	assert_string_equal(c.api_key, "your-secret-key");
 	config_release(&c);
 
@@ -725,7 +725,7 @@ static void test_dump_json_typed_and_hides_secret(void **state)
 	assert_true(json_is_false(json_object_get(root, "NO_AUTH")));
 	assert_true(json_is_true(json_object_get(root, "CANARY_ENABLED")));
 	assert_true(json_number_value(json_object_get(root, "CANARY_TICK_SECONDS")) == 0.25);
-	assert_string_equal(json_string_value(json_object_get(root, "MODEL_RUNNER")), "mock");
+	assert_string_equal(json_string_value(json_object_get(root, "MODEL_RUNNER")), "dit");
 	assert_string_equal(json_string_value(json_object_get(root, "MODEL_SERVICE")), "audio,llm");
 	assert_string_equal(json_string_value(json_object_get(root, "LOG_LEVEL")), "info");
 	assert_string_equal(json_string_value(json_object_get(root, "CANARY_ON_DEAD")), "restart");
