@@ -98,10 +98,32 @@ int buf_json_str(struct buf *b, const char *s)
 
 	if (buf_append(b, "\"", 1))
 		return -ENOSPC;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	size_t left = strlen(s);
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++, left--) {
 		char esc[7];
 		const char *out = esc;
 		size_t n = 2;
+
+		if (*p >= 0x80) {
+			/* JSON text is UTF-8: copy whole sequences, replace stray bytes */
+			int len = utf8_seq_len((const char *)p, left);
+			if (len == 0) {
+				out = "\\ufffd";
+				n = 6;
+			} else {
+				out = (const char *)p;
+				n = (size_t)len;
+				p += len - 1;
+				left -= (size_t)len - 1;
+			}
+			if (buf_append(b, out, n)) {
+				b->len = start;
+				b->data[start] = 0;
+				return -ENOSPC;
+			}
+			continue;
+		}
 
 		esc[0] = '\\';
 		switch (*p) {

@@ -36,6 +36,9 @@ int parse_bool(const char *s, int *out);
 
 /* 1 when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 int utf8_valid(const char *s, size_t len);
+/* Length (1..4) of the well-formed UTF-8 sequence at s (of at most len
+ * bytes), or 0 when the bytes there are not one. */
+int utf8_seq_len(const char *s, size_t len);
 
 /* Write all of buf to a blocking fd, retrying on EINTR; 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
