@@ -478,7 +478,7 @@ static void handle_inference(struct server *s, struct hreq *h)
 			respond_err(s, h, AE_BAD_JSON, NULL, "request body is empty; expected JSON");
 			return;
 		}
-		body = json_loadb(h->body.data, h->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+		body = json_loadb(h->body.data, h->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
 				  &jerr);
 		if (!body) {
 			api_error_set(&err, AE_BAD_JSON, NULL,

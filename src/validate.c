@@ -925,6 +925,31 @@ static int put_hyperparameters(const struct vin *v, json_t *out)
 	return 0;
 }
 
+/* 1 when a string anywhere inside j (keys included) holds a NUL. */
+static int json_has_nul(json_t *j, int depth)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (depth > 64)
+		return 1; /* refuse absurd nesting too */
+	if (json_is_string(j))
+		return strlen(json_string_value(j)) != json_string_length(j);
+	if (json_is_object(j)) {
+		json_object_foreach(j, k, x) {
+			if (json_has_nul(x, depth + 1))
+				return 1;
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, x) {
+			if (json_has_nul(x, depth + 1))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 static int rules_train(const struct vin *v, json_t *out)
 {
 	json_t *ds;
@@ -939,6 +964,8 @@ static int rules_train(const struct vin *v, json_t *out)
 			return -1;
 		json_object_set_new(out, "dataset", str_copy(ds));
 	} else if (json_is_object(ds)) {
+		if (json_has_nul(ds, 0))
+			return fail(v, "dataset", "must not contain NUL characters");
 		json_object_set_new(out, "dataset", json_deep_copy(ds));
 	} else {
 		return fail(v, "dataset", "must be a string or an object");
