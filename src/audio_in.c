@@ -169,6 +169,8 @@ static void audio_out_push(struct audio_out *o, const float *x, size_t n)
 		/* libsndfile reads integer PCM as s / 32768, so this is exact for
 		 * 16-bit input at the output rate */
 		float v = nearbyintf(x[i] * 32768.0f);
+		if (isnan(v))
+			v = 0; /* a float file may hold NaN: silence, not an undefined cast */
 		o->s[o->n++] = (int16_t)(v > 32767.0f ? 32767.0f : v < -32768.0f ? -32768.0f : v);
 	}
 }

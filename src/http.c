@@ -323,6 +323,21 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const c
 
 	if (h->form_error)
 		return MHD_YES;
+	if (!key) {
+		/* a part without a name (no name= in its Content-Disposition) */
+		h->form_error = 400;
+		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
+			 "multipart part without a field name");
+		return MHD_YES;
+	}
+	if (off == 0 && (strcmp(key, "file") ? json_object_get(h->form, key) != NULL
+					     : h->in_fd >= 0)) {
+		/* off 0 starts a part: a name given twice is refused, not appended */
+		h->form_error = 400;
+		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
+			 "form field %.40s is given more than once", key);
+		return MHD_YES;
+	}
 	if (!strcmp(key, "file")) {
 		if (h->in_fd < 0) {
 			h->in_fd = memfd_create("mediad-upload", MFD_CLOEXEC);
@@ -1066,6 +1081,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (h->done || h->suspended || h->pend)
 		return MHD_YES;
 	if (*upload_size) {
+		if ((h->too_large || h->form_error) &&
+		    now_s() - h->t0 > s->cfg->connection_timeout_seconds)
+			return MHD_NO; /* discarding a body that does not end: close */
 		if (h->pp) {
 			if (MHD_post_process(h->pp, upload, *upload_size) != MHD_YES && !h->form_error) {
 				h->form_error = 400;

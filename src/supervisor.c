@@ -455,6 +455,10 @@ int server_run(struct config *cfg, const char *self_exe)
 		if (s->mhd_due > 0 && now >= s->mhd_due)
 			http_run(s);
 		if (now >= s->next_tick) {
+			/* libmicrohttpd takes its listening socket out of its epoll set
+			 * at MAX_CONNECTIONS and puts it back only inside MHD_run: run it
+			 * every tick, or a burst of connections leaves us deaf for good */
+			http_run(s);
 			workers_tick(s, now);
 			notify_status(s, now);
 			s->next_tick = now + cfg->canary_tick_seconds;
