@@ -191,7 +191,7 @@ void http_stream_chunk(struct server *s, struct hreq *h, const char *ctype, cons
 {
 	if (!h->streaming) {
 		struct MHD_Response *resp =
-			MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_reader,
+			MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader,
 							  h, NULL);
 		h->streaming = 1;
 		h->stream_sse = ctype && !strncmp(ctype, "text/event-stream", 17);
@@ -267,11 +267,13 @@ static void set_request_id(struct hreq *h, struct MHD_Connection *conn, struct s
 		memcpy(h->request_id, rid, n + 1);
 		return;
 	}
-	uint64_t r;
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		r = now_ns();
-	snprintf(h->request_id, sizeof(h->request_id), "%016llx%08llx", (unsigned long long)r,
-		 (unsigned long long)++s->next_id);
+	/* a per-process random prefix and a counter: unique without a syscall
+	 * per request */
+	static uint64_t prefix;
+	if (!prefix && getrandom(&prefix, sizeof(prefix), GRND_NONBLOCK) != sizeof(prefix))
+		prefix = now_ns();
+	snprintf(h->request_id, sizeof(h->request_id), "%016llx%08llx",
+		 (unsigned long long)prefix, (unsigned long long)++s->next_id);
 }
 
 static int auth_ok(struct server *s, struct MHD_Connection *conn)
@@ -1187,7 +1189,12 @@ int http_start(struct server *s)
 				  MHD_OPTION_CONNECTION_TIMEOUT,
 				  (unsigned)s->cfg->connection_timeout_seconds,
 				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-				  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+				  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+				  /* 16 KiB per connection (headers up to about that size;
+				   * beyond, 431): 1,000 idle keep-alive connections cost
+				   * about 17 MB instead of 33 MB with the 32 KiB default */
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+				  MHD_OPTION_END);
 	if (!s->mhd) {
 		log_error("cannot listen on %s:%d (is the port in use?)", s->cfg->service_host,
 			  s->cfg->service_port);
