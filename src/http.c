@@ -1028,8 +1028,16 @@ static int first_call(struct server *s, struct hreq *h, const char *url, const c
 		}
 	}
 	if (is_inference(h->match.route) && !server_is_serving(s)) {
-		handle(s, h); /* answers 503 before reading any body */
-		return 1;
+		const char *cl0 = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							      "Content-Length");
+		int64_t n0 = 0;
+		/* answer 503 before reading the body, unless the body is small: then
+		 * read it first (handle() checks serving again), so a client that
+		 * sends its whole body before reading gets the 503, not a reset */
+		if (!cl0 || parse_i64(cl0, &n0) < 0 || n0 > (1 << 20)) {
+			handle(s, h);
+			return 1;
+		}
 	}
 	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 	int64_t clen;

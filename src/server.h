@@ -45,6 +45,7 @@ struct worker {
 	struct ipc_reader rd;
 	struct ipc_out out;
 	int want_out;          /* EPOLLOUT armed */
+	double out_blocked_since; /* when the socket stopped taking our frames, 0 = draining */
 	struct progress_page *progress;
 	int progress_fd;
 	uint64_t progress_seen; /* steps counter at the last check */
@@ -53,7 +54,7 @@ struct worker {
 	double ready_wall;     /* wall clock when it became ready, 0 = not yet */
 	double spawn_mono;
 	int restart_count;     /* restarts ever */
-	double restarts[64];   /* monotonic times of recent restarts (window) */
+	double restarts[1024]; /* monotonic times of recent restarts (window); >= the max budget */
 	int n_restarts;
 	double restart_at;     /* W_DOWN: when to respawn */
 	char down_reason[256]; /* why it went down / failed */
@@ -180,6 +181,8 @@ int workers_spawn(struct server *s, struct worker *w);
 void workers_on_io(struct server *s, struct worker *w, uint32_t events);
 void workers_reap(struct server *s);
 void workers_tick(struct server *s, double now);
+/* Respawn workers whose backoff has passed (called every loop iteration). */
+void workers_respawn_due(struct server *s, double now);
 /* SIGKILL the worker on purpose; label is the restart reason metric label
  * (canary_dead, manual, protocol), reason the text shown to operators. */
 void workers_kill(struct server *s, struct worker *w, const char *label, const char *reason);

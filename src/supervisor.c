@@ -299,7 +299,8 @@ static int loop_timeout_ms(struct server *s, double now)
 	if (s->batch_wake > 0 && s->batch_wake < t)
 		t = s->batch_wake;
 	for (int i = 0; i < s->n_workers; i++)
-		if (s->workers[i].state == W_DOWN && s->workers[i].restart_at < t)
+		if (s->workers[i].state == W_DOWN && s->workers[i].reset_pid == 0 &&
+		    s->workers[i].restart_at < t)
 			t = s->workers[i].restart_at;
 	if (s->draining && now + 0.05 < t)
 		t = now + 0.05;
@@ -463,6 +464,7 @@ int server_run(struct config *cfg, const char *self_exe)
 			notify_status(s, now);
 			s->next_tick = now + cfg->canary_tick_seconds;
 		}
+		workers_respawn_due(s, now);
 		expire_deadlines(s, now);
 		if (s->batch_wake > 0 && now >= s->batch_wake)
 			s->batch_wake = 0;

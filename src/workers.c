@@ -143,6 +143,7 @@ int workers_spawn(struct server *s, struct worker *w)
 	w->ready_wall = 0;
 	w->kill_label[0] = 0;
 	w->stalled = 0;
+	w->out_blocked_since = 0;
 	w->progress_seen = 0;
 	w->want_out = 0;
 	ipc_reader_release(&w->rd);
@@ -444,12 +445,16 @@ void workers_on_io(struct server *s, struct worker *w, uint32_t events)
 	}
 	if (w->out.head) {
 		int r = ipc_out_flush(&w->out, w->sock);
-		if (r == -EAGAIN)
+		if (r == -EAGAIN) {
+			if (w->out_blocked_since == 0)
+				w->out_blocked_since = now_s();
 			set_want_out(s, w, 1);
-		else if (r == 0)
+		} else if (r == 0) {
+			w->out_blocked_since = 0;
 			set_want_out(s, w, 0);
-		else
+		} else {
 			close_channel(s, w);
+		}
 	} else if (w->want_out) {
 		set_want_out(s, w, 0);
 	}
@@ -698,7 +703,13 @@ static void canary_work(struct server *s, struct worker *w, double now)
 		canary_progress(&w->canary, now, (double)step_ns / 1e9);
 		w->stalled = 0;
 	}
-	int channel_full = w->out.pending > 0 || w->sock < 0;
+	/* a channel that is full for a moment is a skip, not a miss; one that has
+	 * not drained for a whole probe timeout belongs to a wedged worker: probe
+	 * anyway, so the probe times out behind it and counts */
+	int channel_full = w->sock < 0 ||
+			   (w->out.pending > 0 &&
+			    !(w->out_blocked_since > 0 &&
+			      now - w->out_blocked_since > s->cfg->canary_probe_timeout_seconds));
 	a = canary_tick(&w->canary, now, channel_full);
 	if (a.timed_out)
 		record_probe_metrics(s, w, a.timeout_tier, CANARY_TIMEOUT,
@@ -729,6 +740,16 @@ static void canary_work(struct server *s, struct worker *w, double now)
 		record_probe_metrics(s, w, a.tier, CANARY_SKIPPED, 0);
 	}
 	canary_settle(s, w);
+}
+
+void workers_respawn_due(struct server *s, double now)
+{
+	for (int i = 0; i < s->n_workers; i++) {
+		struct worker *w = &s->workers[i];
+		if (w->state == W_DOWN && w->reset_pid == 0 && now >= w->restart_at &&
+		    !s->draining)
+			workers_spawn(s, w);
+	}
 }
 
 void workers_tick(struct server *s, double now)

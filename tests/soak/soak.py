@@ -953,9 +953,9 @@ def analyse_health(samples, checks, max_report=5):
         if s.health_status == 200 and (not s.health or
                                        s.health.get("ready_workers", 0) < MIN_READY):
             bad_health.append("%.3f /health 200 with body %r" % (s.t_send, s.health))
+    failed = ": " + "; ".join(errors[:max_report]) if errors else ""
     checks.add("sampler: every health sample answered", not errors,
-               "%d samples, %d failed%s" % (len(samples), len(errors),
-                                            ": " + "; ".join(errors[:max_report]) if errors else ""))
+               "%d samples, %d failed%s" % (len(samples), len(errors), failed))
     checks.add("/health is 200 iff >= MIN_READY_WORKERS workers are ready", not bad_health,
                "%d consistent samples checked%s" % (n, "; " + "; ".join(bad_health[:max_report])
                                                      if bad_health else ""))
