@@ -75,6 +75,11 @@ void runner_reply_error(struct runner_ctx *ctx, struct runner_task *t, int statu
 void runner_chunk(struct runner_ctx *ctx, struct runner_task *t, const char *ctype,
 		  const void *data, size_t len);
 void runner_end(struct runner_ctx *ctx, struct runner_task *t);
+/* Answer an image generation with the body of API.md: {"images":[b64...],
+ * "generation_time":S,"seed":N,"created":T,"data":[{"b64_json":...}]}.
+ * b64[i] holds image i, base64-encoded; the caller keeps them. */
+void runner_reply_images(struct runner_ctx *ctx, struct runner_task *t, const struct buf *b64,
+			 int n, double generation_time, uint64_t seed);
 /* 1 when the supervisor abandoned this task (deadline, client gone, job cancelled). */
 int runner_cancelled(struct runner_ctx *ctx, struct runner_task *t);
 /* The worker's config. */

@@ -136,6 +136,29 @@ void runner_reply(struct runner_ctx *ctx, struct runner_task *t, int status, con
 	buf_release(body);
 }
 
+void runner_reply_images(struct runner_ctx *ctx, struct runner_task *t, const struct buf *b64,
+			 int n, double generation_time, uint64_t seed)
+{
+	struct buf body;
+
+	buf_init(&body, BUF_UNLIMITED);
+	buf_puts(&body, "{\"images\":[");
+	for (int i = 0; i < n; i++) {
+		buf_puts(&body, i ? ",\"" : "\"");
+		buf_append(&body, b64[i].data, b64[i].len);
+		buf_puts(&body, "\"");
+	}
+	buf_printf(&body, "],\"generation_time\":%.6f,\"seed\":%llu,\"created\":%lld,\"data\":[",
+		   generation_time, (unsigned long long)seed, (long long)wall_s());
+	for (int i = 0; i < n; i++) {
+		buf_puts(&body, i ? ",{\"b64_json\":\"" : "{\"b64_json\":\"");
+		buf_append(&body, b64[i].data, b64[i].len);
+		buf_puts(&body, "\"}");
+	}
+	buf_puts(&body, "]}");
+	runner_reply(ctx, t, 200, "application/json", &body);
+}
+
 void runner_reply_error(struct runner_ctx *ctx, struct runner_task *t, int status,
 			const char *param, const char *fmt, ...)
 {

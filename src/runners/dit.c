@@ -338,7 +338,7 @@ static void job_release(struct job *j)
 static void job_reply(struct dit_runner *r, struct job *j, struct runner_ctx *ctx, double started)
 {
 	struct runner_task *t = j->t;
-	struct buf body, *b64 = xcalloc((size_t)j->n, sizeof(*b64));
+	struct buf *b64 = xcalloc((size_t)j->n, sizeof(*b64));
 	uint8_t *rgb = NULL;
 	int rc = 0;
 
@@ -361,24 +361,7 @@ static void job_reply(struct dit_runner *r, struct job *j, struct runner_ctx *ct
 	if (rc < 0) {
 		runner_reply_error(ctx, t, 500, NULL, "image encoding failed: %s", strerror(-rc));
 	} else {
-		buf_init(&body, BUF_UNLIMITED);
-		buf_puts(&body, "{\"images\":[");
-		for (int i = 0; i < j->n; i++) {
-			buf_puts(&body, i ? ",\"" : "\"");
-			buf_append(&body, b64[i].data, b64[i].len);
-			buf_puts(&body, "\"");
-		}
-		buf_printf(&body,
-		           "],\"generation_time\":%.6f,\"seed\":%llu,\"created\":%lld,"
-		           "\"data\":[",
-		           now_s() - started, (unsigned long long)j->seed, (long long)wall_s());
-		for (int i = 0; i < j->n; i++) {
-			buf_puts(&body, i ? ",{\"b64_json\":\"" : "{\"b64_json\":\"");
-			buf_append(&body, b64[i].data, b64[i].len);
-			buf_puts(&body, "\"}");
-		}
-		buf_puts(&body, "]}");
-		runner_reply(ctx, t, 200, "application/json", &body);
+		runner_reply_images(ctx, t, b64, j->n, now_s() - started, j->seed);
 	}
 	for (int i = 0; i < j->n; i++)
 		buf_release(&b64[i]);

@@ -207,54 +207,29 @@ static void reply_image(struct mock *m, struct runner_ctx *ctx, struct runner_ta
 	uint64_t ph = hash_str(prompt ? prompt : "", (uint64_t)steps) ^
 		      hash_str(neg ? neg : "", 7);
 	uint8_t *rgb = xmalloc((size_t)w * (size_t)h * 3);
-	struct buf body, img, b64s;
+	struct buf *b64 = xcalloc((size_t)n, sizeof(*b64));
 	int png = fmt && !strcmp(fmt, "PNG");
+	int r = 0;
 
-	buf_init(&body, BUF_UNLIMITED);
-	buf_init(&b64s, BUF_UNLIMITED);
-	for (int i = 0; i < n; i++) {
-		int r;
+	for (int i = 0; i < n && r == 0; i++) {
+		struct buf img;
 		buf_init(&img, BUF_UNLIMITED);
+		buf_init(&b64[i], BUF_UNLIMITED);
 		paint(rgb, w, h, seed + (uint64_t)i, ph, guidance);
 		r = png ? media_encode_png(rgb, w, h, &img)
 			: media_encode_jpeg(rgb, w, h, quality, &img);
-		if (r < 0) {
-			buf_release(&img);
-			buf_release(&b64s);
-			buf_release(&body);
-			free(rgb);
-			runner_reply_error(ctx, t, 500, NULL, "image encoding failed: %s",
-					   strerror(-r));
-			return;
-		}
-		if (i)
-			buf_puts(&b64s, "\n");
-		media_base64_encode(img.data, img.len, &b64s);
+		if (r == 0)
+			r = media_base64_encode(img.data, img.len, &b64[i]);
 		buf_release(&img);
 	}
 	free(rgb);
-	/* b64s holds the images separated by newlines */
-	buf_puts(&body, "{\"images\":[");
-	for (int pass = 0; pass < 2; pass++) {
-		const char *s = b64s.data;
-		for (int i = 0; i < n; i++) {
-			const char *e = strchr(s, '\n');
-			size_t len = e ? (size_t)(e - s) : strlen(s);
-			if (i)
-				buf_puts(&body, ",");
-			buf_puts(&body, pass ? "{\"b64_json\":\"" : "\"");
-			buf_append(&body, s, len);
-			buf_puts(&body, pass ? "\"}" : "\"");
-			s += len + (e ? 1 : 0);
-		}
-		if (!pass)
-			buf_printf(&body, "],\"generation_time\":%.6f,\"seed\":%llu,\"created\":%lld,"
-					  "\"data\":[",
-				   now_s() - started, (unsigned long long)seed, (long long)wall_s());
-	}
-	buf_puts(&body, "]}");
-	buf_release(&b64s);
-	runner_reply(ctx, t, 200, "application/json", &body);
+	if (r < 0)
+		runner_reply_error(ctx, t, 500, NULL, "image encoding failed: %s", strerror(-r));
+	else
+		runner_reply_images(ctx, t, b64, n, now_s() - started, seed);
+	for (int i = 0; i < n; i++)
+		buf_release(&b64[i]);
+	free(b64);
 }
 
 /* --- audio --- */
