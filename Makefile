@@ -1,7 +1,8 @@
 # mediad build. One Makefile, out-of-tree objects in build/, pkg-config for
 # every library. `make` builds, `make check` runs all tests, `make run` starts
 # the server on port 8000. DEVELOPER=1 turns warnings into errors;
-# SANITIZE=address,undefined builds with sanitizers into build-san/.
+# SANITIZE=address,undefined builds with sanitizers into build-san/,
+# SANITIZE=thread into build-tsan/.
 
 PKGS := libmicrohttpd jansson sqlite3 libsystemd libsodium spng libturbojpeg \
         sndfile soxr libavcodec libavformat libavutil libswscale libxxhash
@@ -12,12 +13,21 @@ endif
 
 BUILD ?= build
 ifneq ($(SANITIZE),)
+ifeq ($(SANITIZE),thread)
+BUILD := build-tsan
+else
 BUILD := build-san
-SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ifneq ($(findstring undefined,$(SANITIZE)),)
+SANFLAGS += -fno-sanitize-recover=undefined
+endif
+# sanitizer builds also check caches against a fresh computation (api.c)
+SELFCHECK := -DMEDIAD_SELF_CHECK
 endif
 
 OPT ?= -O2
-CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -D_GNU_SOURCE
+CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -D_GNU_SOURCE $(SELFCHECK)
 ifeq ($(DEVELOPER),1)
 CFLAGS_BASE += -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -Wformat=2 -Wvla
@@ -46,7 +56,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check unit blackbox check-san clean lint bench soak
+.PHONY: all deps run check unit blackbox check-san check-valgrind check-tsan clean lint bench soak
 all: $(BUILD)/mediad $(BUILD)/mediad-mkweights
 
 deps:
@@ -69,9 +79,12 @@ $(BUILD)/mediad: $(MAIN_OBJ) $(BUILD)/libmediad.a
 $(BUILD)/mediad-%: tools/%.c $(BUILD)/libmediad.a
 	$(CC) $(ALL_CFLAGS) -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmediad.a $(LIBS)
 
+# --as-needed: a test records only the libraries it calls (most never load
+# libavcodec and the dozens of codec libraries behind it; see check-valgrind).
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmediad.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmediad.a $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmediad.a \
+	  -Wl,--as-needed $(LIBS) -lcmocka
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -91,6 +104,92 @@ check: deps
 check-san: deps
 	@$(MAKE) --no-print-directory DEVELOPER=1 SANITIZE=address,undefined all unit
 	@$(MAKE) --no-print-directory DEVELOPER=1 SANITIZE=address,undefined blackbox
+
+# Every unit test under valgrind memcheck, one per core (valgrind runs a
+# program's threads one at a time): any memory error, or any definite,
+# indirect or possible leak, fails the run; blocks still reachable at exit
+# (libraries' one-time state) do not. Uses the test binaries of make check
+# ($(BUILD)/tests); logs in $(BUILD)/valgrind/. Suppressions: third-party
+# internals only, each justified in tests/unit/valgrind/memcheck.supp.
+# libhwy stub: valgrind 3.19 (Debian 12's newest) cannot run libhwy's load
+# constructor on this CPU (RDTSCP, SIGILL before main), and libavcodec loads
+# libhwy through libjxl; so the tests run with a stub libhwy from
+# $(BUILD)/valgrind on their library path (it only matters to the three that
+# link libavcodec: media, audio_in, regress_base64; nothing calls it, mediad
+# does no JPEG XL). See tests/unit/valgrind/hwy_stub.c.
+# The dit tests dominate (about 100 s each); ~2.5 min on 2 cores.
+VALGRIND ?= valgrind
+VG_DIR := $(BUILD)/valgrind
+VG_LOGS := $(UNIT_BIN:$(BUILD)/tests/%=$(VG_DIR)/%.log)
+VALGRIND_FLAGS := --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --num-callers=30 \
+  --suppressions=$(CURDIR)/tests/unit/valgrind/memcheck.supp
+NPROC = $(shell nproc 2>/dev/null || echo 2)
+
+check-valgrind: deps
+	@$(MAKE) --no-print-directory DEVELOPER=1 $(UNIT_BIN) $(VG_DIR)/libhwy.so.1
+	@rm -f $(VG_DIR)/*.log $(VG_DIR)/*.failed
+	@$(MAKE) --no-print-directory DEVELOPER=1 \
+	  $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(NPROC)) valgrind-unit
+
+.PHONY: valgrind-unit FORCE
+valgrind-unit: $(VG_LOGS)
+	@failed=$$(cd $(VG_DIR) && ls *.failed 2>/dev/null | sed 's/\.failed$$//' | tr '\n' ' '); \
+	n_failed=$$(echo $$failed | wc -w); \
+	echo "valgrind: $$(( $(words $(VG_LOGS)) - n_failed )) passed, $$n_failed failed"; \
+	[ -z "$$failed" ] || { echo "valgrind failures: $$failed(logs in $(VG_DIR))"; exit 1; }
+
+$(VG_DIR)/%.log: $(BUILD)/tests/% $(VG_DIR)/libhwy.so.1 FORCE
+	@start=$$(date +%s); \
+	if LD_LIBRARY_PATH=$(CURDIR)/$(VG_DIR) MEDIAD_SRC=$(CURDIR) \
+	   $(VALGRIND) $(VALGRIND_FLAGS) ./$< >$@ 2>&1; then \
+	  echo "== valgrind $*: ok ($$(( $$(date +%s) - start )) s)"; \
+	else \
+	  rc=$$?; echo $$rc >$(VG_DIR)/$*.failed; \
+	  grep -v -e '^\[ *RUN *\]' -e '^\[ *OK *\]' $@ | tail -80; \
+	  echo "== valgrind $*: FAILED (exit $$rc; 99 = memcheck errors), full log $@"; \
+	fi
+
+$(VG_DIR)/libhwy.so.1: tests/unit/valgrind/hwy_stub.c tests/unit/valgrind/hwy_stub.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O1 -Wl,-soname,libhwy.so.1 \
+	  -Wl,--version-script=tests/unit/valgrind/hwy_stub.map -o $@ $<
+
+FORCE:
+
+# ThreadSanitizer (gcc -fsanitize=thread, build-tsan/): every unit test (the
+# cpu device pool, the dit kernels and sampler on 1-3 pool threads, ipc's
+# sender thread), then black-box suites (TSAN_BLACKBOX) whose worker
+# processes (reader thread, execution thread, device pool) run the TSan
+# binary. Reports go to files (log_path), one per process, because a worker
+# that halts with exit 66 is just restarted by the supervisor: any report
+# file fails the run. No suppression is needed (BLIS is called with one
+# thread per call from our pool threads, its pool locks are pthread mutexes
+# TSan sees). ~6 min on 2 cores.
+TSAN_BUILD := build-tsan
+TSAN_LOGS := $(CURDIR)/$(TSAN_BUILD)/tsan-logs
+TSAN_OPTS := halt_on_error=1 exitcode=66 second_deadlock_stack=1 log_path=$(TSAN_LOGS)/tsan
+TSAN_BLACKBOX ?= tests/blackbox/test_api.py tests/blackbox/test_canary.py \
+  tests/blackbox/test_dit.py
+TSAN_UNIT := $(UNIT_SRC:tests/unit/%.c=$(TSAN_BUILD)/tests/%)
+
+check-tsan: deps
+	@$(MAKE) --no-print-directory DEVELOPER=1 SANITIZE=thread BUILD=$(TSAN_BUILD) \
+	  $(TSAN_BUILD)/mediad $(TSAN_UNIT)
+	@readelf -d $(TSAN_BUILD)/mediad | grep -q libtsan || \
+	  { echo "$(TSAN_BUILD)/mediad is not built with ThreadSanitizer"; exit 1; }
+	@rm -rf $(TSAN_LOGS); mkdir -p $(TSAN_LOGS); fail=; \
+	for t in $(TSAN_UNIT); do \
+	  if MEDIAD_SRC=$(CURDIR) TSAN_OPTIONS="$(TSAN_OPTS)" ./$$t >$(TSAN_LOGS)/$${t##*/}.out 2>&1; \
+	  then echo "== tsan $${t##*/}: ok"; \
+	  else tail -40 $(TSAN_LOGS)/$${t##*/}.out; echo "== tsan $${t##*/}: FAILED"; fail=1; fi; \
+	done; \
+	MEDIAD_BIN=$(CURDIR)/$(TSAN_BUILD)/mediad TSAN_OPTIONS="$(TSAN_OPTS)" \
+	  /usr/bin/python3 -m pytest -q $(TSAN_BLACKBOX) $(PYTEST_ARGS) || fail=1; \
+	reports=$$(ls $(TSAN_LOGS)/tsan.* 2>/dev/null); \
+	for f in $$reports; do echo "== $$f"; head -120 $$f; done; \
+	if [ -n "$$reports" ]; then echo "check-tsan: ThreadSanitizer reports in $(TSAN_LOGS)"; fail=1; fi; \
+	[ -z "$$fail" ]
 
 lint:
 	clang-format --dry-run --Werror $(SRC) $(wildcard src/*.h src/*/*.h)
@@ -143,6 +242,6 @@ fuzz:
 	done; [ -z "$$fail" ] || { echo "fuzz findings in:$$fail"; exit 1; }
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(wildcard $(BUILD)/mediad-*.d)

@@ -3,11 +3,13 @@
  * answers stay fast whatever the workers are doing. */
 #include "server.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "log.h"
 #include "util.h"
@@ -66,10 +68,16 @@ static void put_time(struct buf *out, double t)
 		buf_puts(out, "null");
 }
 
-void api_liveness_body(struct server *s, struct buf *out, int *status)
+/* The wall clock minus the monotonic one, to the millisecond, so that a body
+ * and its cache key see the same value. */
+static double mono_to_wall_ms(void)
+{
+	return (double)llround((wall_s() - now_s()) * 1000.0) / 1000.0;
+}
+
+static void liveness_body(struct server *s, struct buf *out, int *status, double mono_to_wall)
 {
 	int serving = server_is_serving(s);
-	double mono_to_wall = wall_s() - now_s();
 	const char *runner = s->workers[0].runner[0] ? s->workers[0].runner
 						      : runner_kind_name(s->cfg->model_runner);
 
@@ -133,6 +141,181 @@ void api_liveness_body(struct server *s, struct buf *out, int *status)
 		buf_json_str(out, why);
 	}
 	buf_puts(out, "}");
+}
+
+void api_liveness_body(struct server *s, struct buf *out, int *status)
+{
+	liveness_body(s, out, status, mono_to_wall_ms());
+}
+
+/* --- cached bodies ---
+ * /health and /tt-liveness are polled by every probe and load balancer, and
+ * formatting the liveness body (floats, strings per worker) cost more than
+ * the rest of the request. The key below lists every value the two bodies
+ * are made from; while it is unchanged the last body is sent again. Anything
+ * a body starts to show must be added here too: SANITIZE builds
+ * (make check-san) rebuild the body on every request and abort on a
+ * difference, so a forgotten input fails the black-box suite. */
+struct keyb {
+	struct body_cache *c;
+	uint64_t k[BODY_KEY_MAX];
+	int n;
+};
+
+static void kput(struct keyb *kb, uint64_t v)
+{
+	if (kb->n < BODY_KEY_MAX)
+		kb->k[kb->n] = v;
+	kb->n++;
+}
+
+static void kputd(struct keyb *kb, double d)
+{
+	uint64_t u;
+	memcpy(&u, &d, sizeof(u));
+	kput(kb, u);
+}
+
+static void kputs(struct keyb *kb, const char *str)
+{
+	kput(kb, XXH3_64bits(str, strlen(str)));
+}
+
+static void state_key(struct server *s, struct keyb *kb)
+{
+	kput(kb, (uint64_t)s->draining);
+	kput(kb, (uint64_t)s->ever_ready);
+	kput(kb, (uint64_t)s->n_workers);
+	for (int i = 0; i < s->n_workers; i++) {
+		const struct worker *w = &s->workers[i];
+		const struct canary *c = &w->canary;
+		kput(kb, (uint64_t)w->state);
+		kput(kb, (uint64_t)worker_is_ready(s, w));
+		kput(kb, (uint64_t)w->stalled);
+		kput(kb, (uint64_t)c->state);
+		kput(kb, (uint64_t)c->cause_tier);
+		kput(kb, (uint64_t)c->cause_outcome);
+		kput(kb, (uint64_t)c->probe.tier);
+		for (int t = 0; t < CANARY_TIER_COUNT; t++)
+			kput(kb, (uint64_t)c->misses[t]);
+		kputs(kb, w->id);
+		kputs(kb, w->down_reason);
+	}
+}
+
+static int key_matches(const struct keyb *kb)
+{
+	const struct body_cache *c = kb->c;
+	return c->valid && kb->n <= BODY_KEY_MAX && c->n == kb->n &&
+	       memcmp(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t)) == 0;
+}
+
+static void key_store(struct keyb *kb, int status)
+{
+	struct body_cache *c = kb->c;
+	c->valid = kb->n <= BODY_KEY_MAX;
+	c->n = kb->n;
+	if (c->valid)
+		memcpy(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t));
+	c->status = status;
+}
+
+#ifdef MEDIAD_SELF_CHECK
+static void self_check(const struct body_cache *c, const struct buf *fresh, int status,
+		       const char *what)
+{
+	if (status == c->status && fresh->len == c->body.len &&
+	    memcmp(fresh->data, c->body.data, fresh->len) == 0)
+		return;
+	log_error("self-check: cached %s body is stale (its key misses an input)\ncached %d "
+		  "%.*s\nfresh  %d %.*s", what, c->status, (int)c->body.len, c->body.data, status,
+		  (int)fresh->len, fresh->data);
+	abort();
+}
+#endif
+
+static void cache_ready(struct body_cache *c)
+{
+	if (!c->body.max)
+		buf_init(&c->body, BUF_UNLIMITED);
+	buf_reset(&c->body);
+}
+
+const struct buf *api_health_cached(struct server *s, int *status)
+{
+	struct keyb kb;
+	struct body_cache *c = &s->health_cache;
+
+	kb.c = c;
+	kb.n = 0;
+	state_key(s, &kb);
+	if (!key_matches(&kb)) {
+		cache_ready(c);
+		api_health_body(s, &c->body, &c->status);
+		key_store(&kb, c->status);
+	}
+#ifdef MEDIAD_SELF_CHECK
+	else {
+		struct buf fresh;
+		int st = 200;
+		buf_init(&fresh, BUF_UNLIMITED);
+		api_health_body(s, &fresh, &st);
+		self_check(c, &fresh, st, "/health");
+		buf_release(&fresh);
+	}
+#endif
+	*status = c->status;
+	return &c->body;
+}
+
+const struct buf *api_liveness_cached(struct server *s, int *status)
+{
+	struct keyb kb;
+	struct body_cache *c = &s->liveness_cache;
+	double mono_to_wall = mono_to_wall_ms();
+
+	kb.c = c;
+	kb.n = 0;
+	state_key(s, &kb);
+	kputd(&kb, mono_to_wall);
+	kput(&kb, (uint64_t)sched_waiting(&s->sched));
+	for (int i = 0; i < s->n_workers; i++) {
+		const struct worker *w = &s->workers[i];
+		kput(&kb, (uint64_t)w->pid);
+		kput(&kb, (uint64_t)w->restart_count);
+		kput(&kb, (uint64_t)w->error_count);
+		kput(&kb, (uint64_t)w->deep_supported);
+		kput(&kb, (uint64_t)s->sched.workers[i].n_inflight);
+		kputd(&kb, w->start_wall);
+		kputd(&kb, w->ready_wall);
+		kputd(&kb, w->canary.last_probe_ok);
+		kputs(&kb, w->runner);
+		kputs(&kb, w->device);
+	}
+	if (!key_matches(&kb)) {
+		cache_ready(c);
+		liveness_body(s, &c->body, &c->status, mono_to_wall);
+		key_store(&kb, c->status);
+	}
+#ifdef MEDIAD_SELF_CHECK
+	else {
+		struct buf fresh;
+		int st = 200;
+		buf_init(&fresh, BUF_UNLIMITED);
+		liveness_body(s, &fresh, &st, mono_to_wall);
+		self_check(c, &fresh, st, "/tt-liveness");
+		buf_release(&fresh);
+	}
+#endif
+	*status = c->status;
+	return &c->body;
+}
+
+void api_cache_free(struct server *s)
+{
+	buf_release(&s->health_cache.body);
+	buf_release(&s->liveness_cache.body);
+	s->health_cache.valid = s->liveness_cache.valid = 0;
 }
 
 /* A job event from the worker: {"progress":x}, {"metric":{...}},

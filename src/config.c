@@ -131,6 +131,9 @@ static const struct setting settings[] = {
 	      "restarts per worker within the restart window before giving up"),
 	S_INT(SV, "WORKER_RESTART_WINDOW_SECONDS", worker_restart_window_seconds, "1800", 1, 604800,
 	      "window of the restart budget"),
+	S_DBL(SV, "WORKER_WARMUP_TIMEOUT_SECONDS", worker_warmup_timeout_seconds, "600", 0, 86400,
+	      "a worker not ready this long after its start is dead in warmup "
+	      "(CANARY_ON_DEAD acts); 0 = never"),
 	S_INT(SV, "MIN_READY_WORKERS", min_ready_workers, "1", 1, CONFIG_MAX_DEVICES,
 	      "ready workers needed to serve (at most the number of device groups)"),
 	S_I64(SV, "MAX_REQUEST_BODY_BYTES", max_request_body_bytes, "67108864", 1024, 4294967296.0,
@@ -139,6 +142,14 @@ static const struct setting settings[] = {
 	S_INT(SV, "MAX_CONNECTIONS", max_connections, "4096", 16, 100000, "open HTTP connections"),
 	S_INT(SV, "CONNECTION_TIMEOUT_SECONDS", connection_timeout_seconds, "30", 1, 3600,
 	      "idle HTTP connection timeout"),
+	S_DBL(SV, "REQUEST_HEADER_TIMEOUT_SECONDS", request_header_timeout_seconds, "60", 0.1, 3600,
+	      "a request's headers must be complete this long after the connection opened or "
+	      "its previous response was sent; then 408 and close (slow-header clients)"),
+	S_DBL(SV, "REQUEST_BODY_TIMEOUT_SECONDS", request_body_timeout_seconds, "30", 0.1, 3600,
+	      "grace for a request body; past it the body must keep REQUEST_BODY_MIN_RATE, "
+	      "else 408 and close (slow-body clients)"),
+	S_INT(SV, "REQUEST_BODY_MIN_RATE", request_body_min_rate, "1024", 1, 1 << 30,
+	      "average bytes per second a request body must reach after its grace"),
 	S_DBL(SV, "DRAIN_TIMEOUT_SECONDS", drain_timeout_seconds, "30", 0, 3600,
 	      "on shutdown, how long to let running requests finish"),
 	S_INT(SV, "WORKER_THREADS", worker_threads, "0", 0, 256,
@@ -190,6 +201,10 @@ static const struct setting settings[] = {
 	S_INT(MK, "MOCK_STEPS", mock_steps, "4", 1, 10000, "progress steps per request"),
 	S_ENUM(MK, "MOCK_DEEP_FAIL", NULL, mock_deep_fail, "none", deep_fail_names,
 	       "make deep probes fail: error or hang"),
+	S_INT(MK, "MOCK_WARMUP_HANG", mock_warmup_hang, "0", 0, 1000,
+	      "drills: the first N warmups of a worker hang until it is killed"),
+	S_STR(MK, "MOCK_WARMUP_HANG_WORKER", NULL, mock_warmup_hang_worker, "",
+	      "drills: the worker id MOCK_WARMUP_HANG applies to; empty = every worker"),
 };
 
 #define N_SETTINGS ARRAY_SIZE(settings)

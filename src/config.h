@@ -47,11 +47,15 @@ struct config {
 	double request_processing_timeout_seconds; /* 1000 (0.1..86400) */
 	int max_worker_restart_count;  /* MAX_WORKER_RESTART_COUNT, 5 (0..1000) */
 	int worker_restart_window_seconds; /* ..._SECONDS, 1800 (1..604800) */
+	double worker_warmup_timeout_seconds; /* WORKER_WARMUP_TIMEOUT_SECONDS, 600 (0 = off..86400) */
 	int min_ready_workers;         /* MIN_READY_WORKERS, 1 (1..CONFIG_MAX_DEVICES) */
 	int64_t max_request_body_bytes; /* MAX_REQUEST_BODY_BYTES, 64 MiB (1 KiB..4 GiB) */
 	int log_level;                 /* LOG_LEVEL: enum log_level, info */
 	int max_connections;           /* MAX_CONNECTIONS, 4096 (16..100000) */
 	int connection_timeout_seconds; /* CONNECTION_TIMEOUT_SECONDS, 30 (1..3600) */
+	double request_header_timeout_seconds; /* REQUEST_HEADER_TIMEOUT_SECONDS, 60 */
+	double request_body_timeout_seconds;   /* REQUEST_BODY_TIMEOUT_SECONDS, 30 */
+	int request_body_min_rate;             /* REQUEST_BODY_MIN_RATE, 1024 bytes/s */
 	double drain_timeout_seconds;  /* DRAIN_TIMEOUT_SECONDS, 30 (0..3600) */
 	int worker_threads;            /* WORKER_THREADS, 0 = cores / workers (0..256) */
 	int enable_fault_injection;    /* ENABLE_FAULT_INJECTION, false */
@@ -80,6 +84,8 @@ struct config {
 	int mock_latency_ms;           /* MOCK_LATENCY_MS, 50 (0..3600000) */
 	int mock_steps;                /* MOCK_STEPS, 4 (1..10000) */
 	enum mock_deep_fail mock_deep_fail; /* MOCK_DEEP_FAIL, none */
+	int mock_warmup_hang;          /* MOCK_WARMUP_HANG, 0: first N warmups hang (0..1000) */
+	char *mock_warmup_hang_worker; /* MOCK_WARMUP_HANG_WORKER, "" = every worker */
 
 	/* derived from device_ids by config_load: one entry per worker */
 	int n_devices;

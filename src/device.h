@@ -29,6 +29,7 @@ struct device {
 	const struct device_ops *ops;
 	char ids[64];
 	int threads;
+	int incarnation; /* workers started on this device before this one (0 = first) */
 	void *priv;
 };
 

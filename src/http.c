@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -32,6 +33,144 @@
 #define MAX_UPLOAD_BYTES (50u << 20)
 
 static struct server *g_srv;
+
+/* --- read deadlines (slow clients) ---
+ * CONNECTION_TIMEOUT_SECONDS is libmicrohttpd's idle timeout: a client that
+ * sends one byte a second is never idle. Every connection therefore has a
+ * phase: waiting for headers (since it opened or its last response was
+ * sent), reading a body, or busy (headers and body in; the request is ours).
+ * The headers must be complete within REQUEST_HEADER_TIMEOUT_SECONDS; a body
+ * gets REQUEST_BODY_TIMEOUT_SECONDS plus one second per REQUEST_BODY_MIN_RATE
+ * bytes received. Past that the tick writes a 408 and shuts the socket, and
+ * libmicrohttpd closes the connection. The headers list is in deadline
+ * order (appended with the current time), so the tick looks only at expired
+ * entries; bodies in progress are few and scanned. */
+enum hc_phase { HC_HEADERS, HC_BODY, HC_BUSY };
+
+struct hconn {
+	struct hconn *prev, *next;
+	enum hc_phase phase;
+	int fd;
+	double since;
+	uint64_t body_bytes;
+	struct hreq *h;
+};
+
+struct hc_list {
+	struct hconn *head, *tail;
+};
+
+static struct hc_list hc_headers, hc_bodies;
+
+static struct hc_list *hc_list_of(enum hc_phase ph)
+{
+	return ph == HC_HEADERS ? &hc_headers : ph == HC_BODY ? &hc_bodies : NULL;
+}
+
+static void hc_unlink(struct hconn *c)
+{
+	struct hc_list *l = hc_list_of(c->phase);
+
+	if (!l)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		l->tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void hc_set_phase(struct hconn *c, enum hc_phase ph, double now)
+{
+	struct hc_list *l;
+
+	hc_unlink(c);
+	c->phase = ph;
+	c->since = now;
+	c->body_bytes = 0;
+	if (!(l = hc_list_of(ph)))
+		return;
+	c->prev = l->tail;
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+}
+
+static struct hconn *hc_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct hconn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c = xcalloc(1, sizeof(*c));
+		c->fd = ci ? ci->connect_fd : -1;
+		c->phase = HC_BUSY;
+		hc_set_phase(c, HC_HEADERS, now_s());
+		*socket_context = c;
+	} else if (c) {
+		hc_unlink(c);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/* Answer 408 on the socket and shut it: libmicrohttpd then sees the end of
+ * the stream and closes the connection (and completes its request). */
+static void hc_cut(struct server *s, struct hconn *c, const char *what, const char *setting)
+{
+	char body[320], msg[512];
+	int n, m;
+
+	n = snprintf(body, sizeof(body),
+		     "{\"detail\":\"request %s not received in time (%s): connection closed\","
+		     "\"error\":{\"message\":\"request %s not received in time (%s): connection "
+		     "closed\",\"type\":\"timeout_error\",\"code\":\"request_timeout\"}}",
+		     what, setting, what, setting);
+	m = snprintf(msg, sizeof(msg),
+		     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", n, body);
+	const char *lbl[] = {c->phase == HC_HEADERS ? "headers" : "body"};
+	metrics_add(s->m_read_timeouts, lbl, 1);
+	if (c->h)
+		c->h->status = 408;
+	hc_set_phase(c, HC_BUSY, now_s());
+	if (c->fd < 0)
+		return;
+	if (send(c->fd, msg, (size_t)m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("408 to a slow client not sent: %s", strerror(errno));
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+void http_expire(struct server *s, double now)
+{
+	const struct config *cfg = s->cfg;
+	struct hconn *c, *next;
+
+	while ((c = hc_headers.head) && now - c->since >= cfg->request_header_timeout_seconds)
+		hc_cut(s, c, "headers", "REQUEST_HEADER_TIMEOUT_SECONDS");
+	for (c = hc_bodies.head; c; c = next) {
+		next = c->next;
+		double allowed = cfg->request_body_timeout_seconds +
+				 (double)c->body_bytes / cfg->request_body_min_rate;
+		if (now - c->since >= allowed)
+			hc_cut(s, c, "body", "REQUEST_BODY_TIMEOUT_SECONDS, REQUEST_BODY_MIN_RATE");
+	}
+}
 
 /* --- responses --- */
 
@@ -871,11 +1010,16 @@ static void handle_simple(struct server *s, struct hreq *h)
 	buf_init(&b, BUF_UNLIMITED);
 	switch (h->match.route->handler) {
 	case H_HEALTH:
-		api_health_body(s, &b, &status);
-		break;
-	case H_LIVENESS:
-		api_liveness_body(s, &b, &status);
-		break;
+	case H_LIVENESS: {
+		const struct buf *body = h->match.route->handler == H_HEALTH
+			? api_health_cached(s, &status) : api_liveness_cached(s, &status);
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+			body->len, body->data, MHD_RESPMEM_MUST_COPY);
+		MHD_add_response_header(resp, "Content-Type", "application/json");
+		buf_release(&b);
+		deliver(s, h, status, resp);
+		return;
+	}
 	case H_LIVEZ: {
 		int recoverable = 0;
 		for (int i = 0; i < s->n_workers; i++)
@@ -1071,13 +1215,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct hreq *h = *con_cls;
 
 	if (!h) {
+		struct hconn *c = hc_of(conn);
 		h = xcalloc(1, sizeof(*h));
 		h->conn = conn;
 		h->in_fd = -1;
 		h->t0 = now_s();
 		buf_init(&h->body, 0);
 		*con_cls = h;
-		first_call(s, h, url, method);
+		if (c) {
+			c->h = h;
+			hc_set_phase(c, HC_BODY, h->t0);
+		}
+		if (first_call(s, h, url, method) && c && c->phase == HC_BODY)
+			hc_set_phase(c, HC_BUSY, h->t0);
 		return MHD_YES;
 	}
 	if (h->resp) {
@@ -1091,6 +1241,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (h->done || h->suspended || h->pend)
 		return MHD_YES;
 	if (*upload_size) {
+		struct hconn *c = hc_of(conn);
+		if (c && c->phase == HC_BODY)
+			c->body_bytes += *upload_size;
 		if ((h->too_large || h->form_error) &&
 		    now_s() - h->t0 > s->cfg->connection_timeout_seconds)
 			return MHD_NO; /* discarding a body that does not end: close */
@@ -1107,6 +1260,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	struct hconn *c = hc_of(conn);
+	if (c && c->phase == HC_BODY)
+		hc_set_phase(c, HC_BUSY, now_s());
 	handle(s, h);
 	return MHD_YES;
 }
@@ -1117,6 +1273,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct server *s = cls;
 	struct hreq *h = *con_cls;
 
+	struct hconn *c = hc_of(conn);
+	if (c) {
+		/* the next request on this connection has its own header deadline */
+		c->h = NULL;
+		hc_set_phase(c, HC_HEADERS, now_s());
+	}
 	if (!h)
 		return;
 	*con_cls = NULL;
@@ -1169,6 +1331,12 @@ int http_start(struct server *s)
 			 MHD_USE_TURBO;
 
 	g_srv = s;
+	static const char *const l_phase[] = {"phase", NULL};
+	s->m_read_timeouts = metrics_family(
+		s->metrics, METRIC_COUNTER, "mediad_http_read_timeouts_total",
+		"Connections closed with 408 because a request's headers or body came too slowly "
+		"(REQUEST_HEADER_TIMEOUT_SECONDS, REQUEST_BODY_TIMEOUT_SECONDS, REQUEST_BODY_MIN_RATE)",
+		l_phase, NULL, 0);
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		return -1;
@@ -1193,6 +1361,7 @@ int http_start(struct server *s)
 				  MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 				  MHD_OPTION_SOCK_ADDR, sa,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg->max_connections,
 				  MHD_OPTION_CONNECTION_TIMEOUT,
 				  (unsigned)s->cfg->connection_timeout_seconds,

@@ -15,6 +15,7 @@
 struct role {
 	int worker;
 	const char *worker_id;
+	int incarnation;
 	int ipc_fd;
 	int progress_fd;
 	int help;
@@ -39,6 +40,11 @@ static int on_unknown(const char *arg, const char *next, void *ctx)
 		r->worker_id = next;
 		return 2;
 	}
+	if (!strcmp(arg, "--worker-incarnation") && parse_i64(next, &v) == 0 && v >= 0 &&
+	    v <= 1000000000) {
+		r->incarnation = (int)v;
+		return 2;
+	}
 	if (!strcmp(arg, "--ipc-fd") && parse_i64(next, &v) == 0) {
 		r->ipc_fd = (int)v;
 		return 2;
@@ -53,7 +59,7 @@ static int on_unknown(const char *arg, const char *next, void *ctx)
 int main(int argc, char **argv)
 {
 	struct config cfg;
-	struct role role = {0, NULL, -1, -1, 0};
+	struct role role = {0, NULL, 0, -1, -1, 0};
 	struct buf err;
 	char self[4096];
 	ssize_t n;
@@ -85,7 +91,8 @@ int main(int argc, char **argv)
 					"--progress-fd (it is started by the supervisor)\n");
 			return 2;
 		}
-		rc = worker_main(&cfg, role.worker_id, role.ipc_fd, role.progress_fd);
+		rc = worker_main(&cfg, role.worker_id, role.incarnation, role.ipc_fd,
+				 role.progress_fd);
 		config_release(&cfg);
 		return rc;
 	}

@@ -60,3 +60,23 @@ void progress_end(struct progress_page *p)
 {
 	atomic_store_explicit(&p->request_id, 0, memory_order_release);
 }
+
+void progress_set_phase(struct progress_page *p, enum worker_phase phase)
+{
+	atomic_store_explicit(&p->phase, (uint32_t)phase, memory_order_release);
+}
+
+enum worker_phase progress_phase(const struct progress_page *p)
+{
+	uint32_t v = atomic_load_explicit(&p->phase, memory_order_acquire);
+
+	return v <= PHASE_READY ? (enum worker_phase)v : PHASE_STARTING;
+}
+
+const char *progress_phase_name(enum worker_phase phase)
+{
+	static const char *const names[] = {"starting", "device_open",   "model_load",
+					    "warmup",   "golden_digest", "ready"};
+
+	return phase <= PHASE_READY ? names[phase] : "unknown";
+}

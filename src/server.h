@@ -53,6 +53,8 @@ struct worker {
 	double start_wall;     /* wall clock when the current process started */
 	double ready_wall;     /* wall clock when it became ready, 0 = not yet */
 	double spawn_mono;
+	int spawns;            /* processes started in this slot (the next one's incarnation) */
+	int warmup_overdue;    /* the current process missed WORKER_WARMUP_TIMEOUT_SECONDS */
 	int restart_count;     /* restarts ever */
 	double restarts[1024]; /* monotonic times of recent restarts (window); >= the max budget */
 	int n_restarts;
@@ -128,6 +130,18 @@ struct pending {
 	double dispatched_at;
 };
 
+/* A health body kept between requests: rebuilt only when one of the values
+ * it is made from changed (api.c). key holds those values; n > max means
+ * they did not fit and the body is rebuilt every time. */
+#define BODY_KEY_MAX (16 + 32 * SCHED_MAX_WORKERS)
+struct body_cache {
+	uint64_t key[BODY_KEY_MAX];
+	int n;
+	int valid;
+	int status;
+	struct buf body;
+};
+
 struct server {
 	struct config *cfg;
 	int epfd;
@@ -158,11 +172,14 @@ struct server {
 	double batch_wake;
 	int resumed;           /* connections resumed this loop iteration */
 	double mhd_due;        /* when libmicrohttpd wants MHD_run again (0 = only on events) */
+	struct body_cache health_cache, liveness_cache;
 
 	/* metric families */
 	struct metric_family *m_requests, *m_duration, *m_queue, *m_ready, *m_alive,
 		*m_restarts, *m_canary_state, *m_canary_fail, *m_canary_lat, *m_canary_last,
-		*m_probes, *m_transitions, *m_stall, *m_deep_supported, *m_inflight;
+		*m_probes, *m_transitions, *m_stall, *m_deep_supported, *m_inflight,
+		*m_read_timeouts,
+		*m_warmup_timeouts;
 };
 
 /* supervisor.c */
@@ -183,8 +200,16 @@ void workers_reap(struct server *s);
 void workers_tick(struct server *s, double now);
 /* Respawn workers whose backoff has passed (called every loop iteration). */
 void workers_respawn_due(struct server *s, double now);
+/* When w's current process must have sent READY (monotonic s), or 0 when no
+ * warmup deadline applies: timeout_s <= 0 (off), not starting or warming up,
+ * no process, or already acted on. Pure: reads w only. */
+double workers_warmup_deadline(const struct worker *w, double timeout_s);
+/* Act on every worker past its warmup deadline (called every loop
+ * iteration; the loop's wait ends at the earliest deadline). */
+void workers_warmup_due(struct server *s, double now);
 /* SIGKILL the worker on purpose; label is the restart reason metric label
- * (canary_dead, manual, protocol), reason the text shown to operators. */
+ * (canary_dead, warmup_timeout, manual, protocol), reason the text shown to
+ * operators. */
 void workers_kill(struct server *s, struct worker *w, const char *label, const char *reason);
 /* Bring a failed (budget exhausted) or down worker back now (operator reset). */
 void workers_revive(struct server *s, struct worker *w, const char *why);
@@ -200,6 +225,8 @@ const char *worker_state_name(enum worker_state st);
 int http_start(struct server *s);
 void http_stop(struct server *s);
 void http_run(struct server *s);
+/* Close connections whose request headers or body are overdue (every tick). */
+void http_expire(struct server *s, double now);
 /* Deliver results to a request (from workers.c / supervisor.c). */
 void http_complete(struct server *s, struct hreq *h, int status, const char *ctype,
 		   const char *body, size_t len, int fd);
@@ -211,6 +238,11 @@ void http_stream_end(struct server *s, struct hreq *h, int status, const char *e
 /* api.c: health bodies and job events */
 void api_health_body(struct server *s, struct buf *out, int *status);
 void api_liveness_body(struct server *s, struct buf *out, int *status);
+/* The same bodies from a cache that is rebuilt only when the state they show
+ * changed; the pointer is valid until the next call. */
+const struct buf *api_health_cached(struct server *s, int *status);
+const struct buf *api_liveness_cached(struct server *s, int *status);
+void api_cache_free(struct server *s);
 void api_job_event(struct server *s, struct pending *p, const char *data, size_t len);
 void api_job_result(struct server *s, struct pending *p, int status, const char *body,
 		    size_t len, int fd);

@@ -2,8 +2,9 @@
  *
  * One epoll set holds libmicrohttpd's epoll fd, a signalfd (SIGCHLD,
  * SIGTERM, SIGINT) and every worker socket. The wait timeout is the earliest
- * of the canary tick, the oldest request deadline, a batch delay and a
- * pending restart, so deadlines are enforced without a timer per request. */
+ * of the canary tick, the oldest request deadline, a batch delay, a
+ * pending restart and a worker's warmup deadline, so deadlines are enforced
+ * without a timer per request. */
 #include "server.h"
 
 #include <errno.h>
@@ -58,10 +59,12 @@ void server_not_serving_reason(const struct server *s, char *out, size_t n)
 	}
 	if (ready >= s->cfg->min_ready_workers)
 		return;
-	int failed = 0;
-	for (int i = 0; i < s->n_workers; i++)
+	int failed = 0, overdue = 0;
+	for (int i = 0; i < s->n_workers; i++) {
 		failed += s->workers[i].state == W_FAILED;
-	if (!s->ever_ready && !failed) {
+		overdue += s->workers[i].warmup_overdue && s->workers[i].state != W_READY;
+	}
+	if (!s->ever_ready && !failed && !overdue) {
 		snprintf(out, n, "model warming up");
 		return;
 	}
@@ -298,10 +301,14 @@ static int loop_timeout_ms(struct server *s, double now)
 		t = o->deadline;
 	if (s->batch_wake > 0 && s->batch_wake < t)
 		t = s->batch_wake;
-	for (int i = 0; i < s->n_workers; i++)
-		if (s->workers[i].state == W_DOWN && s->workers[i].reset_pid == 0 &&
-		    s->workers[i].restart_at < t)
-			t = s->workers[i].restart_at;
+	for (int i = 0; i < s->n_workers; i++) {
+		const struct worker *w = &s->workers[i];
+		double warm = workers_warmup_deadline(w, s->cfg->worker_warmup_timeout_seconds);
+		if (w->state == W_DOWN && w->reset_pid == 0 && w->restart_at < t)
+			t = w->restart_at;
+		if (warm > 0 && !s->draining && warm < t)
+			t = warm;
+	}
 	if (s->draining && now + 0.05 < t)
 		t = now + 0.05;
 	double ms = (t - now) * 1000.0;
@@ -392,6 +399,11 @@ static void metrics_setup(struct server *s)
 	s->m_stall = metrics_family(m, METRIC_GAUGE, "mediad_progress_stall_seconds",
 				    "Seconds since a busy worker last made progress (0 when idle)",
 				    l_worker, NULL, 0);
+	s->m_warmup_timeouts = metrics_family(m, METRIC_COUNTER,
+					      "mediad_worker_warmup_timeouts_total",
+					      "Worker processes not ready within "
+					      "WORKER_WARMUP_TIMEOUT_SECONDS of their start",
+					      l_worker, NULL, 0);
 	s->m_deep_supported = metrics_family(m, METRIC_GAUGE, "mediad_canary_deep_supported",
 					     "1 when the worker's runner has a real deep probe",
 					     l_worker, NULL, 0);
@@ -459,12 +471,14 @@ int server_run(struct config *cfg, const char *self_exe)
 			/* libmicrohttpd takes its listening socket out of its epoll set
 			 * at MAX_CONNECTIONS and puts it back only inside MHD_run: run it
 			 * every tick, or a burst of connections leaves us deaf for good */
+			http_expire(s, now);
 			http_run(s);
 			workers_tick(s, now);
 			notify_status(s, now);
 			s->next_tick = now + cfg->canary_tick_seconds;
 		}
 		workers_respawn_due(s, now);
+		workers_warmup_due(s, now);
 		expire_deadlines(s, now);
 		if (s->batch_wake > 0 && now >= s->batch_wake)
 			s->batch_wake = 0;
@@ -483,12 +497,12 @@ int server_run(struct config *cfg, const char *self_exe)
 			break;
 	}
 	log_info("stopping: shutting workers down");
-	fail_all(s, s->exit_code == 70 ? "server exiting: a worker's canary is dead "
-					 "(CANARY_ON_DEAD=exit)"
+	fail_all(s, s->exit_code == 70 ? "server exiting: a worker is dead (CANARY_ON_DEAD=exit)"
 				       : "server stopping");
 	workers_shutdown(s);
 	flush_http(s);
 	http_stop(s);
+	api_cache_free(s);
 	jobs_free(s->jobs);
 	metrics_free(s->metrics);
 	sched_release(&s->sched);

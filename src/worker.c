@@ -398,6 +398,7 @@ static int warm_up(struct runner_ctx *ctx)
 	int r;
 
 	ctx->dev.ops = ctx->cfg->model_runner == RUNNER_MOCK ? &device_mock_ops : &device_cpu_ops;
+	progress_set_phase(ctx->progress, PHASE_DEVICE_OPEN);
 	r = ctx->dev.ops->open(&ctx->dev, err, sizeof(err));
 	if (r < 0) {
 		log_error("device %s open failed: %s", ctx->dev.ids, err);
@@ -409,18 +410,21 @@ static int warm_up(struct runner_ctx *ctx)
 			  runner_kind_name(ctx->cfg->model_runner));
 		return WORKER_EXIT_WARMUP;
 	}
+	progress_set_phase(ctx->progress, PHASE_MODEL_LOAD);
 	r = ctx->runner->open(ctx->cfg, &ctx->dev, &ctx->rstate, err, sizeof(err));
 	if (r < 0) {
 		log_error("runner %s open failed: %s", ctx->runner->name, err);
 		return WORKER_EXIT_WARMUP;
 	}
 	ctx->info.max_batch = ctx->cfg->max_batch_size;
+	progress_set_phase(ctx->progress, PHASE_WARMUP);
 	r = ctx->runner->warmup(ctx->rstate, &ctx->info, err, sizeof(err));
 	if (r < 0) {
 		log_error("runner %s warmup failed: %s", ctx->runner->name, err);
 		return WORKER_EXIT_WARMUP;
 	}
 	if (ctx->runner->deep_probe && ctx->info.deep_supported) {
+		progress_set_phase(ctx->progress, PHASE_GOLDEN);
 		r = ctx->runner->deep_probe(ctx->rstate, &ctx->golden, err, sizeof(err));
 		if (r < 0) {
 			log_error("golden deep-probe replay failed: %s", err);
@@ -441,6 +445,7 @@ static void *exec_main(void *arg)
 	if (r)
 		_exit(r);
 	faults_open_gate();
+	progress_set_phase(ctx->progress, PHASE_READY);
 	send_ready(ctx);
 	for (;;) {
 		struct exec_item *it = queue_pop(ctx);
@@ -552,7 +557,8 @@ static void cancel_add(struct runner_ctx *ctx, uint64_t id)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-int worker_main(const struct config *cfg, const char *worker_id, int ipc_fd, int progress_fd)
+int worker_main(const struct config *cfg, const char *worker_id, int incarnation, int ipc_fd,
+		int progress_fd)
 {
 	static struct runner_ctx ctx;
 	struct ipc_reader rd;
@@ -571,6 +577,7 @@ int worker_main(const struct config *cfg, const char *worker_id, int ipc_fd, int
 	pthread_mutex_init(&ctx.lock, NULL);
 	pthread_cond_init(&ctx.cond, NULL);
 	snprintf(ctx.dev.ids, sizeof(ctx.dev.ids), "%s", worker_id);
+	ctx.dev.incarnation = incarnation;
 	if (cfg->worker_threads > 0) {
 		ctx.dev.threads = cfg->worker_threads;
 	} else {

@@ -20,6 +20,9 @@ enum worker_exit {
 	WORKER_EXIT_IPC = 5,    /* supervisor went away or sent garbage */
 };
 
-int worker_main(const struct config *cfg, const char *worker_id, int ipc_fd, int progress_fd);
+/* Run the worker process; returns its exit code. incarnation counts the
+ * workers the supervisor started on this device before this one. */
+int worker_main(const struct config *cfg, const char *worker_id, int incarnation, int ipc_fd,
+		int progress_fd);
 
 #endif

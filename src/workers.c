@@ -99,9 +99,11 @@ void workers_update_dispatch(struct server *s)
 
 int workers_spawn(struct server *s, struct worker *w)
 {
+	char incarnation[16];
 	int sv[2];
 	pid_t pid;
 
+	snprintf(incarnation, sizeof(incarnation), "%d", w->spawns);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_error("socketpair for worker %s failed: %s", w->id, strerror(errno));
 		w->state = W_DOWN;
@@ -129,8 +131,9 @@ int workers_spawn(struct server *s, struct worker *w)
 			_exit(127);
 		close_range(5, ~0u, 0);
 		unsetenv("API_KEY"); /* workers never check keys */
-		execl(g_self_exe, "mediad", "--worker", "--worker-id", w->id, "--ipc-fd", "3",
-		      "--progress-fd", "4", (char *)NULL);
+		execl(g_self_exe, "mediad", "--worker", "--worker-id", w->id,
+		      "--worker-incarnation", incarnation, "--ipc-fd", "3", "--progress-fd", "4",
+		      (char *)NULL);
 		_exit(127);
 	}
 	close(sv[1]);
@@ -140,6 +143,8 @@ int workers_spawn(struct server *s, struct worker *w)
 	w->state = W_SPAWNING;
 	w->start_wall = wall_s();
 	w->spawn_mono = now_s();
+	w->spawns++;
+	w->warmup_overdue = 0;
 	w->ready_wall = 0;
 	w->kill_label[0] = 0;
 	w->stalled = 0;
@@ -255,9 +260,10 @@ static void on_ready(struct server *s, struct worker *w, const char *payload, si
 	w->canary.set.deep_enabled = s->cfg->canary_deep_probe_enabled && w->deep_supported;
 	canary_worker_ready(&w->canary, now);
 	canary_settle(s, w);
-	log_info("worker %s ready after %.3f s (runner %s, model %s, deep probe %s)", w->id,
+	log_info("worker %s ready after %.3f s (runner %s, model %s, deep probe %s)%s", w->id,
 		 now - w->spawn_mono, w->runner, w->model,
-		 w->deep_supported ? "supported" : "unsupported");
+		 w->deep_supported ? "supported" : "unsupported",
+		 w->warmup_overdue ? ", past WORKER_WARMUP_TIMEOUT_SECONDS" : "");
 	workers_update_dispatch(s);
 	if (!s->ever_ready && server_is_serving(s)) {
 		s->ever_ready = 1;
@@ -574,10 +580,13 @@ static void worker_exited(struct server *s, struct worker *w, int status)
 	w->n_restarts = keep;
 	if (!manual && (w->n_restarts >= s->cfg->max_worker_restart_count ||
 			w->n_restarts >= (int)ARRAY_SIZE(w->restarts))) {
+		char last[256];
+		/* killed on purpose: the reason it was killed says more than the signal */
+		snprintf(last, sizeof(last), "%s", w->kill_label[0] ? w->down_reason : what);
 		w->state = W_FAILED;
 		snprintf(w->down_reason, sizeof(w->down_reason),
-			 "restart budget exhausted: %d restarts within %d s (last: %s)", w->n_restarts,
-			 s->cfg->worker_restart_window_seconds, what);
+			 "restart budget exhausted: %d restarts within %d s (last: %.180s)",
+			 w->n_restarts, s->cfg->worker_restart_window_seconds, last);
 		log_error("worker %s stays down: %s", w->id, w->down_reason);
 		return;
 	}
@@ -664,6 +673,16 @@ static void log_transition(struct server *s, struct worker *w, const struct cana
 			  canary_outcome_name(t->outcome));
 }
 
+/* CANARY_ON_DEAD=exit: stop the loop; server_run answers what is left and
+ * exits 70. */
+static void exit_for_dead_worker(struct server *s, const char *msg)
+{
+	log_error("%s: CANARY_ON_DEAD=exit, exiting with code 70", msg);
+	sd_notify(0, "STOPPING=1\nSTATUS=exiting: a worker is dead (CANARY_ON_DEAD=exit)");
+	s->exit_code = 70;
+	s->stop = 1;
+}
+
 static void on_dead(struct server *s, struct worker *w)
 {
 	char why[256], msg[400];
@@ -683,11 +702,76 @@ static void on_dead(struct server *s, struct worker *w)
 		workers_kill(s, w, "canary_dead", "canary dead");
 		break;
 	case ON_DEAD_EXIT:
-		log_error("%s: CANARY_ON_DEAD=exit, exiting with code 70", msg);
-		sd_notify(0, "STOPPING=1\nSTATUS=exiting: a worker's canary is dead (CANARY_ON_DEAD=exit)");
-		s->exit_code = 70;
-		s->stop = 1;
+		exit_for_dead_worker(s, msg);
 		break;
+	}
+}
+
+double workers_warmup_deadline(const struct worker *w, double timeout_s)
+{
+	if (timeout_s <= 0 || w->pid <= 0 || w->warmup_overdue || w->kill_label[0])
+		return 0;
+	if (w->state != W_SPAWNING && w->state != W_WARMING)
+		return 0;
+	return w->spawn_mono + timeout_s;
+}
+
+/* w has been starting or warming up for longer than
+ * WORKER_WARMUP_TIMEOUT_SECONDS: it is dead in warmup (a wedged device, a
+ * hung model load). The canary cannot see it (it probes ready workers only),
+ * so CANARY_ON_DEAD acts here: restart kills it (the respawn is a new warmup
+ * with a new deadline, under the restart budget); exit exits 70; gate leaves
+ * it running, out of rotation as before, and it joins if READY ever comes.
+ * CANARY_GATE_READINESS does not apply: the worker was never ready. */
+static void warmup_timed_out(struct server *s, struct worker *w, double now)
+{
+	static const char *const policy[] = {"gate", "restart", "exit"};
+	enum on_dead act = s->cfg->canary_on_dead;
+	const char *phase = progress_phase_name(progress_phase(w->progress));
+	double elapsed = now - w->spawn_mono;
+	const char *lw[] = {w->id};
+	char fields[256], msg[256];
+
+	w->warmup_overdue = 1;
+	metrics_add(s->m_warmup_timeouts, lw, 1);
+	snprintf(w->down_reason, sizeof(w->down_reason),
+		 "warmup timed out: not ready after %.1f s (WORKER_WARMUP_TIMEOUT_SECONDS %g), "
+		 "phase %s", elapsed, s->cfg->worker_warmup_timeout_seconds, phase);
+	snprintf(fields, sizeof(fields),
+		 "\"event\":\"warmup_timeout\",\"device_ids\":\"%s\",\"pid\":%d,"
+		 "\"elapsed_s\":%.3f,\"timeout_s\":%g,\"phase\":\"%s\",\"action\":\"%s\"",
+		 w->id, (int)w->pid, elapsed, s->cfg->worker_warmup_timeout_seconds, phase,
+		 policy[act]);
+	snprintf(msg, sizeof(msg), "worker %s (devices %s, pid %d) is dead in warmup: not ready "
+		 "after %.3f s (WORKER_WARMUP_TIMEOUT_SECONDS %g), phase %s",
+		 w->id, w->id, (int)w->pid, elapsed, s->cfg->worker_warmup_timeout_seconds, phase);
+	log_write_worker(LOG_ERROR, w->id, NULL, fields, "%s; CANARY_ON_DEAD=%s", msg,
+			 policy[act]);
+	switch (act) {
+	case ON_DEAD_GATE:
+		break; /* not ready, so already out of rotation; down_reason says why */
+	case ON_DEAD_RESTART: {
+		char reason[sizeof(w->down_reason)];
+		snprintf(reason, sizeof(reason), "%s", w->down_reason);
+		workers_kill(s, w, "warmup_timeout", reason);
+		break;
+	}
+	case ON_DEAD_EXIT:
+		kill(w->pid, SIGKILL); /* a wedged worker would hold the shutdown 5 s */
+		exit_for_dead_worker(s, msg);
+		break;
+	}
+}
+
+void workers_warmup_due(struct server *s, double now)
+{
+	if (s->draining)
+		return;
+	for (int i = 0; i < s->n_workers && !s->stop; i++) {
+		struct worker *w = &s->workers[i];
+		double due = workers_warmup_deadline(w, s->cfg->worker_warmup_timeout_seconds);
+		if (due > 0 && now >= due)
+			warmup_timed_out(s, w, now);
 	}
 }
 

@@ -7,7 +7,10 @@
  * task takes MOCK_LATENCY_MS spread over MOCK_STEPS progress steps. Its deep
  * probe is real work: a fixed chain of small matrix products whose xxHash
  * digest is checked against the one taken at warmup; `corrupt_deep` flips a
- * weight bit for the replay and MOCK_DEEP_FAIL makes it fail or hang. */
+ * weight bit for the replay and MOCK_DEEP_FAIL makes it fail or hang.
+ * MOCK_WARMUP_HANG wedges the warmup itself (drills of the supervisor's
+ * WORKER_WARMUP_TIMEOUT_SECONDS): the first N warmups on a device hang until
+ * the worker is killed. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <xxhash.h>
 
 #include "faults.h"
+#include "log.h"
 #include "media.h"
 #include "runner.h"
 #include "util.h"
@@ -28,6 +32,7 @@
 
 struct mock {
 	const struct config *cfg;
+	const struct device *dev;
 	int golden_taken;
 	float w[DIM * DIM];
 };
@@ -61,6 +66,7 @@ static int mock_open(const struct config *cfg, struct device *dev, void **state,
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 
 	m->cfg = cfg;
+	m->dev = dev;
 	for (int i = 0; i < DIM * DIM; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -90,11 +96,30 @@ static uint64_t forward_digest(const float *w)
 	return XXH64(v, sizeof(v), 0);
 }
 
+/* MOCK_WARMUP_HANG: the first N starts of a worker hang in warmup
+ * (dev->incarnation counts the earlier starts), on every worker or only on
+ * MOCK_WARMUP_HANG_WORKER. */
+static int warmup_hangs(const struct mock *m)
+{
+	const char *only = m->cfg->mock_warmup_hang_worker;
+
+	if (m->dev->incarnation >= m->cfg->mock_warmup_hang)
+		return 0;
+	return !only || !*only || !strcmp(only, m->dev->ids);
+}
+
 static int mock_warmup(void *state, struct runner_info *info, char *err, size_t errlen)
 {
 	struct mock *m = state;
 	double left = m->cfg->mock_warmup_seconds;
 
+	if (warmup_hangs(m)) {
+		log_warn("MOCK_WARMUP_HANG=%d: warmup %d on device %s hangs until the worker is "
+			 "killed (drill)",
+			 m->cfg->mock_warmup_hang, m->dev->incarnation + 1, m->dev->ids);
+		for (;;)
+			pause();
+	}
 	sleep_ns((uint64_t)(left * 1e9));
 	snprintf(info->model, sizeof(info->model), "%s",
 		 m->cfg->model_name[0] ? m->cfg->model_name : "mediad-mock");

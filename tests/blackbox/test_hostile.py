@@ -50,8 +50,13 @@ def stop(s):
         s.proc.wait()
 
 
+READ_TIMEOUT = 3     # REQUEST_HEADER_TIMEOUT_SECONDS and REQUEST_BODY_TIMEOUT_SECONDS
+MIN_RATE = 1024      # REQUEST_BODY_MIN_RATE (bytes/s)
 SHARED_ENV = dict(FAST, MODEL_SERVICE="all", CONNECTION_TIMEOUT_SECONDS=str(TIMEOUT),
-                  MAX_CONNECTIONS=str(MAX_CONN))
+                  MAX_CONNECTIONS=str(MAX_CONN),
+                  REQUEST_HEADER_TIMEOUT_SECONDS=str(READ_TIMEOUT),
+                  REQUEST_BODY_TIMEOUT_SECONDS=str(READ_TIMEOUT),
+                  REQUEST_BODY_MIN_RATE=str(MIN_RATE))
 
 
 @pytest.fixture(scope="module")
@@ -272,18 +277,59 @@ def test_trickling_client_does_not_block_others(srv):
     still_serving(srv)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 8 finding: CONNECTION_TIMEOUT_SECONDS is libmicrohttpd's idle timeout, so a "
-    "client sending one byte per second holds a connection (and, with MAX_CONNECTIONS "
-    "of them, the whole server) forever; needs an absolute header/body deadline"))
 @pytest.mark.parametrize("kind", sorted(SLOW_REQUESTS))
 def test_trickled_request_is_bounded(srv, kind):
     """A request trickled one byte at a time, each within the idle timeout, is
-    still cut after a bounded time (slowloris)."""
+    still cut: headers after REQUEST_HEADER_TIMEOUT_SECONDS, a body when it
+    falls under REQUEST_BODY_MIN_RATE after REQUEST_BODY_TIMEOUT_SECONDS. The
+    client gets a 408 whose JSON names the setting, and the cut is counted."""
+    before = read_timeouts(srv)
     closed, waited, answer = trickle(srv, SLOW_REQUESTS[kind], TIMEOUT / 4, 2 * TIMEOUT + 2)
     assert closed, "a trickled %s was still open after %.1f s" % (kind, waited)
-    for status, _, _ in parse_responses(answer):
-        assert 400 <= status < 500, answer[:300]
+    # bound by design: the deadline plus one tick (FAST's tick) plus margin
+    assert waited <= READ_TIMEOUT + 1.5, "cut after %.2f s" % waited
+    assert waited >= READ_TIMEOUT * 0.9, "cut after %.2f s, before its deadline" % waited
+    responses = parse_responses(answer)
+    assert [st for st, _, _ in responses] == [408], answer[:300]
+    body = json.loads(responses[0][2])
+    setting = "REQUEST_HEADER_TIMEOUT_SECONDS" if kind == "headers" else \
+        "REQUEST_BODY_TIMEOUT_SECONDS"
+    assert setting in body["detail"] and body["error"]["code"] == "request_timeout", body
+    phase = "headers" if kind == "headers" else "body"
+    assert read_timeouts(srv)[phase] == before[phase] + 1
+    still_serving(srv)
+
+
+def read_timeouts(s):
+    """mediad_http_read_timeouts_total by phase."""
+    out = {"headers": 0.0, "body": 0.0}
+    for line in s.get("/metrics").body.decode().splitlines():
+        for phase in out:
+            if line.startswith('mediad_http_read_timeouts_total{phase="%s"}' % phase):
+                out[phase] = float(line.split()[-1])
+    return out
+
+
+def test_slow_but_steady_body_is_not_cut(srv):
+    """A body that arrives slowly but above REQUEST_BODY_MIN_RATE, for longer
+    than REQUEST_BODY_TIMEOUT_SECONDS, is read in full and answered: the
+    deadline grows with the bytes received."""
+    body = json.dumps(dict(IMAGE, prompt="p" * (8 * MIN_RATE))).encode()
+    sk = connect(srv)
+    try:
+        sk.sendall(IMAGE_HEAD + b"Content-Length: %d\r\n\r\n" % len(body))
+        piece = MIN_RATE
+        t0 = time.monotonic()
+        for off in range(0, len(body), piece):
+            sk.sendall(body[off:off + piece])
+            time.sleep(0.5)   # 2 x MIN_RATE bytes/s, each gap under the idle timeout
+        took = time.monotonic() - t0
+        sk.settimeout(30)
+        data = sk.recv(65536)   # the status line comes first, in the first segment
+    finally:
+        sk.close()
+    assert took > READ_TIMEOUT, "the upload took %.1f s: too short to test the grace" % took
+    assert data.startswith(b"HTTP/1.1 200"), data[:300]
 
 
 def test_endless_chunked_body_is_cut(server_factory):

@@ -531,7 +531,9 @@ def test_help_prints_settings_table():
     out = p.stdout.decode()
     for name in ("SERVICE_PORT", "MODEL_RUNNER", "MAX_QUEUE_SIZE", "MIN_READY_WORKERS",
                  "CANARY_DEAD_MISSES", "CANARY_GATE_READINESS", "MAX_WORKER_RESTART_COUNT",
-                 "MOCK_WARMUP_SECONDS", "--max-queue-size", ".env"):
+                 "MOCK_WARMUP_SECONDS", "WORKER_WARMUP_TIMEOUT_SECONDS",
+                 "--worker-warmup-timeout-seconds", "MOCK_WARMUP_HANG", "--max-queue-size",
+                 ".env"):
         assert name in out, name
 
 

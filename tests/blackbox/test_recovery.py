@@ -4,12 +4,15 @@ middle of a request, or dies, costs only the requests that were on it: they
 get a JSON 503/504 at once (never a hang), the worker is killed and
 respawned under a restart budget, the other workers keep serving, and the
 server serves again after the warmup. Also the maintenance routes
-/tt-reset-device and /tt-deep-reset and RESET_DEVICE_COMMAND.
+/tt-reset-device and /tt-deep-reset and RESET_DEVICE_COMMAND, and the warmup
+watchdog: a worker that never finishes warming up (first start or a respawn)
+is dead in warmup after WORKER_WARMUP_TIMEOUT_SECONDS and CANARY_ON_DEAD acts.
 
 Wedges are real: the hang_run fault blocks the worker's execution thread on
 the real code path, SIGSTOP freezes the whole process, SIGKILL kills it.
 Timing assertions are only bounds that hold by design (the progress budget
 plus a tick, plus MARGIN seconds for this shared machine)."""
+import datetime
 import os
 import re
 import signal
@@ -18,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import FAST
+from conftest import AUTH, FAST
 
 WAIT = float(FAST["CANARY_WAIT_SECONDS"])
 TIMEOUT = float(FAST["CANARY_PROBE_TIMEOUT_SECONDS"])
@@ -29,6 +32,9 @@ PROGRESS = 1.5                       # CANARY_PROGRESS_TIMEOUT_SECONDS of these 
 STALL_BOUND = PROGRESS + TICK        # HEALTH.md 9.11: the client's answer within this
 DETECT_BOUND = WAIT + MISSES * (TIMEOUT + TICK) + TICK
 RECOVER_WAIT = 20                    # generous wait for restart + warmup (not asserted)
+WARMUP_TIMEOUT = 2.0                 # WORKER_WARMUP_TIMEOUT_SECONDS of the warmup tests
+WARMUP_BOUND = WARMUP_TIMEOUT + TICK  # a worker not READY by then is dead in warmup
+FIRST_BACKOFF = 0.1                  # restart backoff with no restart in the window
 
 IMG = "/v1/images/generations"
 IMG_BODY = {"prompt": "a lighthouse at dusk", "seed": 7, "num_inference_steps": 4}
@@ -462,3 +468,226 @@ def test_wedged_worker_under_traffic_costs_only_its_requests(server_factory):
     assert info["0"]["restart_count"] == 1
     assert info["1"]["restart_count"] == 0 and info["1"]["pid"] == pid1
     assert_restarted_for_canary(s)
+
+
+# --- warmup watchdog: a worker that never becomes ready ------------------------------------
+#
+# MOCK_WARMUP_HANG=N makes the first N warmups of a worker hang until it is
+# killed (MOCK_WARMUP_HANG_WORKER picks one worker); SIGSTOP during a warmup
+# is the external version of the same wedge. Detection is measured on the
+# supervisor's own log clock, from "worker X started" to the warmup_timeout
+# event; the client-side waits only add MARGIN for this shared machine.
+
+def warmup_env(**kw):
+    env = {"WORKER_WARMUP_TIMEOUT_SECONDS": WARMUP_TIMEOUT}
+    env.update(kw)
+    return env
+
+
+def log_ts(line):
+    return datetime.datetime.fromisoformat(line["ts"].replace("Z", "+00:00")).timestamp()
+
+
+def starts(s, wid):
+    """(log time, pid) of every process start of worker wid, in order."""
+    pat = re.compile(r"^worker %s started \(pid (\d+)\)$" % re.escape(wid))
+    out = []
+    for l in s.log_lines(role="supervisor"):
+        m = pat.match(l.get("msg", ""))
+        if m:
+            out.append((log_ts(l), int(m.group(1))))
+    return out
+
+
+def warmup_timeouts(s, wid):
+    return [l for l in s.log_lines(event="warmup_timeout") if l.get("device_ids") == wid]
+
+
+def detection_times(s, wid):
+    """For each warmup_timeout of wid: seconds from its process start to the event."""
+    started = {pid: t for t, pid in starts(s, wid)}
+    return [log_ts(e) - started[e["pid"]] for e in warmup_timeouts(s, wid)]
+
+
+def assert_timeout_event(e, wid, action):
+    assert e["level"] == "error" and e["worker"] == wid, e
+    assert e["device_ids"] == wid and e["action"] == action, e
+    assert e["timeout_s"] == WARMUP_TIMEOUT, e
+    assert WARMUP_TIMEOUT <= e["elapsed_s"] <= WARMUP_BOUND, e
+    assert "worker %s" % wid in e["msg"] and "dead in warmup" in e["msg"], e
+
+
+def assert_detected_in_bound(s, wid, n, what):
+    times = detection_times(s, wid)
+    assert len(times) == n, (times, s.log_text())
+    for t in times:
+        print("%s: warmup timeout detected %.3f s after the worker started (bound %.2f s)"
+              % (what, t, WARMUP_BOUND))
+        assert WARMUP_TIMEOUT - 0.01 <= t <= WARMUP_BOUND, (t, WARMUP_BOUND)
+
+
+def test_warmup_hang_is_killed_respawned_and_then_serves(server_factory, tmp_path):
+    out = tmp_path / "resets.txt"
+    cmd = 'echo "$(date +%%s.%%N) [$1]" >> %s' % out
+    s = server_factory(warmup_env(MOCK_WARMUP_HANG=1, RESET_DEVICE_COMMAND=cmd), wait=False)
+    assert s.get("/v1/config", headers=AUTH).json()["WORKER_WARMUP_TIMEOUT_SECONDS"] \
+        == WARMUP_TIMEOUT
+    health, livez = set(), set()
+
+    def respawned():
+        health.add(s.get("/health").status)
+        livez.add(s.get("/livez").status)
+        return len(starts(s, "0")) >= 2
+
+    s.wait_for(respawned, RECOVER_WAIT, what="worker 0 respawned after its warmup hang")
+    (t0, pid0), (t1, pid1) = starts(s, "0")[:2]
+    print("warmup hang: respawned %.3f s after the first start (bound %.2f s + backoff "
+          "%.1f s + %.1f)" % (t1 - t0, WARMUP_BOUND, FIRST_BACKOFF, MARGIN))
+    assert t1 - t0 <= WARMUP_BOUND + FIRST_BACKOFF + MARGIN
+    assert health == {503} and livez == {200}, (health, livez)
+    s.wait_ready()
+    assert_detected_in_bound(s, "0", 1, "warmup hang")
+    (e,) = warmup_timeouts(s, "0")
+    assert_timeout_event(e, "0", "restart")
+    assert e["pid"] == pid0 and e["phase"] == "warmup", e
+    w = winfo(s)
+    assert w["pid"] == pid1 and w["restart_count"] == 1 and w["is_ready"], w
+    assert infer(s).status == 200
+    m = metrics(s)
+    assert msum(m, "mediad_worker_restarts_total", worker="0", reason="warmup_timeout") == 1
+    assert msum(m, "mediad_worker_restarts_total") == 1
+    assert msum(m, "mediad_worker_warmup_timeouts_total", worker="0") == 1
+    # the device was reset between the kill and the respawn
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("[0]"), lines
+    assert log_ts(e) <= float(lines[0].split()[0]) <= t1 + 0.01, (lines, log_ts(e), t1)
+
+
+def test_every_worker_hangs_in_warmup_until_budget_spent_then_livez_503(server_factory):
+    # one restart each: warmup, timeout, restart, warmup again (a re-warmup
+    # gets its own deadline), timeout, budget spent -> failed
+    s = server_factory(warmup_env(DEVICE_IDS="(0),(1)", MOCK_WARMUP_HANG=1000,
+                                  MAX_WORKER_RESTART_COUNT=1), wait=False)
+    health = []
+
+    def dead():
+        health.append(s.get("/health").status)
+        return s.get("/livez").status == 503
+
+    s.wait_for(dead, RECOVER_WAIT, what="/livez 503")
+    t_dead = time.monotonic()
+    first = min(t for wid in "01" for t, _ in starts(s, wid))
+    # 2 warmups of at most WARMUP_BOUND each, one backoff between them
+    bound = 2 * WARMUP_BOUND + FIRST_BACKOFF
+    elapsed = time.time() - first
+    print("all workers hang in warmup: /livez 503 within %.3f s of the first start "
+          "(bound %.2f s + %.1f)" % (elapsed, bound, MARGIN))
+    assert elapsed <= bound + MARGIN
+    assert health and all(h == 503 for h in health), health
+    for wid in "01":
+        assert_detected_in_bound(s, wid, 2, "worker %s warmup and re-warmup" % wid)
+        assert all(e["action"] == "restart" for e in warmup_timeouts(s, wid))
+        w = winfo(s, wid)
+        assert w["state"] == "failed" and w["pid"] == 0 and w["restart_count"] == 1, w
+        assert "restart budget" in w["reason"] and "warmup timed out" in w["reason"], w
+    r = s.get("/livez")
+    assert r.status == 503 and r.header("Retry-After"), r.body
+    for path in ("/health", "/readyz", "/tt-liveness", "/startupz"):
+        assert s.get(path).status == 503, path
+    err = s.get("/health").json()["error"]
+    assert "worker 0" in err and "worker 1" in err and "warmup timed out" in err, err
+    assert_json_error(infer(s, timeout=5), codes=(503,))
+    # it stays that way: no further spawn for longer than a warmup deadline
+    time.sleep(max(0.0, t_dead + WARMUP_BOUND - time.monotonic()))
+    assert len(starts(s, "0")) == 2 and len(starts(s, "1")) == 2
+    m = metrics(s)
+    for wid in "01":
+        assert msum(m, "mediad_worker_warmup_timeouts_total", worker=wid) == 2
+        assert msum(m, "mediad_worker_restarts_total", worker=wid, reason="warmup_timeout") == 1
+
+
+def test_one_worker_hangs_in_warmup_the_other_serves(server_factory):
+    s = server_factory(warmup_env(DEVICE_IDS="(0),(1)", MOCK_WARMUP_HANG=1000,
+                                  MOCK_WARMUP_HANG_WORKER="1"))
+    pid0 = s.worker_pid("0")
+    results, health, livez = [], [], []
+    # serve while worker 1 goes through two hung warmups (the second one a
+    # respawn) and is killed each time
+    while len(warmup_timeouts(s, "1")) < 2:
+        results.append(infer(s, timeout=10).status)
+        health.append(s.get("/health").status)
+        livez.append(s.get("/livez").status)
+        assert len(results) < 2000, "worker 1 was not killed twice: " + s.log_text()
+    print("one worker hangs in warmup: %d requests served meanwhile" % len(results))
+    assert results and all(r == 200 for r in results), results
+    assert all(h == 200 for h in health) and all(l == 200 for l in livez), (health, livez)
+    assert_detected_in_bound(s, "1", 2, "worker 1 of 2")
+    assert not warmup_timeouts(s, "0")
+    # the second kill is reaped (and counted) just after its log line
+    s.wait_for(lambda: winfo(s, "1")["restart_count"] >= 2, MARGIN, what="second restart")
+    info = s.liveness()["worker_info"]
+    assert info["0"]["pid"] == pid0 and info["0"]["restart_count"] == 0 and info["0"]["is_ready"]
+    assert info["1"]["is_ready"] is False, info["1"]
+    assert msum(metrics(s), "mediad_worker_warmup_timeouts_total", worker="0") == 0
+
+
+def test_respawn_wedged_in_rewarmup_hits_the_same_timeout(server_factory):
+    # a worker that served, crashed, and wedges (SIGSTOP) while warming up again
+    warm = 0.8
+    timeout = 2.5
+    s = server_factory(warmup_env(MOCK_WARMUP_SECONDS=warm, WORKER_WARMUP_TIMEOUT_SECONDS=timeout))
+    pid0 = s.worker_pid()
+    os.kill(pid0, signal.SIGKILL)
+    pid1 = s.wait_for(lambda: (lambda p: p if p not in (0, pid0) else None)(s.worker_pid()),
+                      RECOVER_WAIT, interval=0.01, what="worker 0 respawned")
+    try:
+        os.kill(pid1, signal.SIGSTOP)
+        assert winfo(s)["is_ready"] is False, "respawn warmed up before it could be stopped"
+        wait_restarted(s, "0", pid1, count=2)
+    finally:
+        cont(s, pid1)
+    (e,) = warmup_timeouts(s, "0")
+    assert e["pid"] == pid1 and e["action"] == "restart", e
+    assert e["timeout_s"] == timeout and timeout <= e["elapsed_s"] <= timeout + TICK, e
+    (t,) = detection_times(s, "0")
+    print("re-warmup wedge: detected %.3f s after the respawn (bound %.2f s)" % (t, timeout + TICK))
+    assert timeout - 0.01 <= t <= timeout + TICK
+    s.wait_ready()
+    assert infer(s).status == 200
+    m = metrics(s)
+    assert msum(m, "mediad_worker_restarts_total", worker="0", reason="crash") == 1
+    assert msum(m, "mediad_worker_restarts_total", worker="0", reason="warmup_timeout") == 1
+
+
+def test_warmup_timeout_with_gate_reports_and_leaves_the_worker(server_factory):
+    s = server_factory(warmup_env(MOCK_WARMUP_HANG=1, CANARY_ON_DEAD="gate"), wait=False)
+    s.wait_for(lambda: warmup_timeouts(s, "0"), RECOVER_WAIT, what="warmup timeout")
+    (e,) = warmup_timeouts(s, "0")
+    assert_timeout_event(e, "0", "gate")
+    w = winfo(s)
+    assert w["pid"] == e["pid"] and w["state"] in ("starting", "warming_up"), w
+    assert "warmup timed out" in w["reason"], w
+    err = s.get("/health").json()["error"]
+    assert "warmup timed out" in err, err
+    # reported once, never killed; /livez stays 200 (gate leaves the verdict
+    # to the orchestrator's startup probe)
+    time.sleep(WARMUP_BOUND)
+    assert len(warmup_timeouts(s, "0")) == 1 and len(starts(s, "0")) == 1
+    assert s.get("/livez").status == 200 and s.get("/health").status == 503
+    m = metrics(s)
+    assert msum(m, "mediad_worker_warmup_timeouts_total", worker="0") == 1
+    assert msum(m, "mediad_worker_restarts_total") == 0
+
+
+def test_warmup_timeout_with_exit_exits_70(server_factory):
+    s = server_factory(warmup_env(MOCK_WARMUP_HANG=1, CANARY_ON_DEAD="exit"), wait=False)
+    t0 = time.monotonic()
+    assert s.proc.wait(RECOVER_WAIT) == 70
+    elapsed = time.monotonic() - t0
+    print("warmup hang with CANARY_ON_DEAD=exit: exit 70 after %.3f s (bound %.2f s + %.1f)"
+          % (elapsed, WARMUP_BOUND, MARGIN))
+    assert elapsed <= WARMUP_BOUND + MARGIN
+    s.reader.join(2)
+    (e,) = warmup_timeouts(s, "0")
+    assert_timeout_event(e, "0", "exit")
+    assert_detected_in_bound(s, "0", 1, "exit policy")

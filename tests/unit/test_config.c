@@ -29,8 +29,10 @@ static const char *const all_names[] = {
 	"SERVICE_HOST", "SERVICE_PORT", "DEVICE_IDS", "MODEL_RUNNER", "MODEL_SERVICE",
 	"MODEL_NAME", "API_KEY", "NO_AUTH", "MAX_QUEUE_SIZE", "MAX_BATCH_SIZE",
 	"MAX_BATCH_DELAY_TIME_MS", "REQUEST_PROCESSING_TIMEOUT_SECONDS",
-	"MAX_WORKER_RESTART_COUNT", "WORKER_RESTART_WINDOW_SECONDS", "MIN_READY_WORKERS",
+	"MAX_WORKER_RESTART_COUNT", "WORKER_RESTART_WINDOW_SECONDS",
+	"WORKER_WARMUP_TIMEOUT_SECONDS", "MIN_READY_WORKERS",
 	"MAX_REQUEST_BODY_BYTES", "LOG_LEVEL", "MAX_CONNECTIONS", "CONNECTION_TIMEOUT_SECONDS",
+	"REQUEST_HEADER_TIMEOUT_SECONDS", "REQUEST_BODY_TIMEOUT_SECONDS", "REQUEST_BODY_MIN_RATE",
 	"DRAIN_TIMEOUT_SECONDS", "WORKER_THREADS", "ENABLE_FAULT_INJECTION",
 	"MAX_AUDIO_DURATION_SECONDS", "MODEL_WEIGHTS_PATH", "DIT_PRESET", "CANARY_ENABLED",
 	"CANARY_GATE_READINESS", "CANARY_DEEP_PROBE_ENABLED", "CANARY_WAIT_SECONDS",
@@ -39,6 +41,7 @@ static const char *const all_names[] = {
 	"CANARY_PROGRESS_TIMEOUT_SECONDS", "CANARY_ON_DEAD", "RESET_DEVICE_COMMAND",
 	"RESET_DEVICE_TIMEOUT_SECONDS",
 	"MOCK_WARMUP_SECONDS", "MOCK_LATENCY_MS", "MOCK_STEPS", "MOCK_DEEP_FAIL",
+	"MOCK_WARMUP_HANG", "MOCK_WARMUP_HANG_WORKER",
 };
 
 static struct buf err;
@@ -208,6 +211,9 @@ static void test_defaults_match_header(void **state)
 	assert_int_equal(c.mock_latency_ms, 50);
 	assert_int_equal(c.mock_steps, 4);
 	assert_int_equal(c.mock_deep_fail, MOCK_DEEP_NONE);
+	assert_int_equal(c.mock_warmup_hang, 0);
+	assert_string_equal(c.mock_warmup_hang_worker, "");
+	assert_true(c.worker_warmup_timeout_seconds == 600.0);
 
 	assert_int_equal(c.n_devices, 1);
 	assert_string_equal(c.device_group[0], "0");
@@ -365,6 +371,16 @@ static void test_env_errors_name_variable_and_values(void **state)
 		 "for REQUEST_PROCESSING_TIMEOUT_SECONDS: expected a number between 0.1 and 86400"},
 		{"MIN_READY_WORKERS", "17",
 		 "for MIN_READY_WORKERS: expected an integer between 1 and 16"},
+		{"WORKER_WARMUP_TIMEOUT_SECONDS", "-1",
+		 "for WORKER_WARMUP_TIMEOUT_SECONDS: expected a number between 0 and 86400"},
+		{"WORKER_WARMUP_TIMEOUT_SECONDS", "86401",
+		 "for WORKER_WARMUP_TIMEOUT_SECONDS: expected a number between 0 and 86400"},
+		{"REQUEST_HEADER_TIMEOUT_SECONDS", "0",
+		 "for REQUEST_HEADER_TIMEOUT_SECONDS: expected a number between 0.1 and 3600"},
+		{"REQUEST_BODY_MIN_RATE", "0",
+		 "for REQUEST_BODY_MIN_RATE: expected an integer between 1 and 1073741824"},
+		{"MOCK_WARMUP_HANG", "1001",
+		 "for MOCK_WARMUP_HANG: expected an integer between 0 and 1000"},
 	};
 	struct config c;
 
