@@ -19,7 +19,7 @@
 # Env: MEDIAD_BIN (build/mediad); BENCH_BUDGET_SECONDS (570: the whole run
 # stays under 10 minutes); BENCH_SCALE (1; < 1 shortens every timed run, for a
 # smoke test); DIT_PRESETS ("small base"), DIT_STEPS (4), DIT_REPS (1),
-# AUDIO_REPS (2). The machine is shared: compare ratios taken in one run.
+# AUDIO_REPS (3). The machine is shared: compare ratios taken in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,7 +118,7 @@ else
 	if ((secs < 30)); then
 		row "sphinx / flite" "skipped: time budget spent" - - "<= 1.1" -
 	else
-		run_script audio "$secs" REPS="${AUDIO_REPS:-2}"
+		run_script audio "$secs" REPS="${AUDIO_REPS:-3}"
 		"$PY" bench/bench.py rows-audio "$OUT/audio.log" --rows "$ROWS" || status=1
 	fi
 fi

@@ -4,6 +4,9 @@
 
 #include <blis.h>
 #include <errno.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,6 +72,79 @@ typedef int32_t v8si __attribute__((vector_size(32)));
  * results do not depend on the thread that computed them. */
 static const struct vec_ops *vk = &ops_sse;
 
+/* --- the small-m product's register tile: dit_gemm_small.h per instruction set --- */
+
+struct small_kernel {
+	const char *name;
+	int lanes, nb; /* rows per vector; columns per tile */
+	void (*tile)(int kc, int mv, const float *at, int ldat, const float *const *wr,
+	             const float *const *wn, float *out, int first);
+};
+
+#define SMALL_NB_MAX 12
+#define SMALL_M_CAP  256 /* most rows the small-m path takes (its stack buffer) */
+_Static_assert(DIT_GEMM_SMALL_M <= SMALL_M_CAP, "the small-m row limit exceeds its buffer");
+
+#if defined(__x86_64__)
+#define SM_T            __m512
+#define SM_W            16
+#define SM_NB           12
+#define SM_ZERO()       _mm512_setzero_ps()
+#define SM_LOAD(p)      _mm512_loadu_ps(p)
+#define SM_BCAST(p)     _mm512_set1_ps(*(p))
+#define SM_STORE(p, v)  _mm512_storeu_ps(p, v)
+#define SM_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define SM_ADD(a, b)    _mm512_add_ps(a, b)
+#define SM(n)           n##_avx512
+#define SM_ATTR         __attribute__((target("avx512f")))
+#include "dit_gemm_small.h"
+#undef SM_T
+#undef SM_W
+#undef SM_NB
+#undef SM_ZERO
+#undef SM_LOAD
+#undef SM_BCAST
+#undef SM_STORE
+#undef SM_FMA
+#undef SM_ADD
+#undef SM
+#undef SM_ATTR
+
+#define SM_T            __m256
+#define SM_W            8
+#define SM_NB           6
+#define SM_ZERO()       _mm256_setzero_ps()
+#define SM_LOAD(p)      _mm256_loadu_ps(p)
+#define SM_BCAST(p)     _mm256_broadcast_ss(p)
+#define SM_STORE(p, v)  _mm256_storeu_ps(p, v)
+#define SM_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define SM_ADD(a, b)    _mm256_add_ps(a, b)
+#define SM(n)           n##_avx2
+#define SM_ATTR         __attribute__((target("avx2,fma")))
+#include "dit_gemm_small.h"
+#undef SM_T
+#undef SM_W
+#undef SM_NB
+#undef SM_ZERO
+#undef SM_LOAD
+#undef SM_BCAST
+#undef SM_STORE
+#undef SM_FMA
+#undef SM_ADD
+#undef SM
+#undef SM_ATTR
+
+static const struct small_kernel sk_avx512 = {"avx512", 16, 12, tile_avx512};
+static const struct small_kernel sk_avx2 = {"avx2+fma", 8, 6, tile_avx2};
+#endif
+
+/* Chosen once by dit_kernels_init() when it reproduces BLIS's bits, else
+ * NULL (every product on BLIS). */
+static const struct small_kernel *sk;
+static int sk_rows = DIT_GEMM_SMALL_M;
+static int sk_kc, sk_kc_max; /* BLIS's kc blocking of float products */
+static char sk_why[160];
+
 void dit_vsilu(float *x, size_t n)
 {
 	vk->map_silu(x, NULL, n);
@@ -101,6 +177,8 @@ static pthread_once_t blis_once = PTHREAD_ONCE_INIT;
 static char blis_arch[32];
 static int blis_forced;
 
+static void small_setup(void);
+
 static int cpu_has_avx512(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -129,9 +207,12 @@ static void blis_setup(void)
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
 		vk = &ops_avx2;
 #endif
-	log_info("BLIS %s: sgemm kernels %s%s, single-threaded calls; element-wise kernels %s",
+	small_setup();
+	log_info("BLIS %s: sgemm kernels %s%s, single-threaded calls; element-wise kernels %s; "
+	         "products of <= %d rows %s",
 	         bli_info_get_version_str(), blis_arch,
-	         blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)", vk->name);
+	         blis_forced ? " (set by mediad: AVX-512 CPU)" : " (detected by BLIS)", vk->name,
+	         DIT_GEMM_SMALL_M, sk_why);
 }
 
 void dit_kernels_init(void)
@@ -304,6 +385,241 @@ static int round_up(int v, int to)
 	return (v + to - 1) / to * to;
 }
 
+/* --- small-m products --- */
+
+/* A product of a few rows (the deep probe's 64x64 image, the conditioning)
+ * is bound by reading w, which BLIS packs before every use (w read, written,
+ * read again). Here a is packed instead (transposed, rows padded to the
+ * vector width: small), and w is read once, in place, a tile of columns at
+ * a time, each value splat across the rows. Items are ranges of columns
+ * (never of k), and every output is summed as BLIS's packed kernels sum it:
+ * over each kc block of k (BLIS's blocking: kc, the last block up to
+ * kc_max) one fused multiply-add chain from zero, the blocks added to c in
+ * order. So the result is BLIS's, bit for bit, which small_setup() checks
+ * before it turns the path on. */
+
+#define SMALL_PACK_K         128 /* k values per packing item */
+#define SMALL_ITEMS_PER_SLOT 4
+
+struct small_job {
+	const struct dit_gemm *g;
+	float *at; /* [k][ldat]: a transposed, rows ldat - m on zero */
+	int ldat;
+	int cols; /* columns per item, a multiple of the tile's */
+};
+
+static int kc_block(int k0, int k)
+{
+	return k - k0 <= sk_kc_max ? k - k0 : sk_kc;
+}
+
+static void small_pack(void *arg, int item, int slot)
+{
+	const struct small_job *j = arg;
+	const struct dit_gemm *g = j->g;
+	int k0 = item * SMALL_PACK_K, k1 = MIN(k0 + SMALL_PACK_K, g->k);
+
+	for (int kk = k0; kk < k1; kk++) {
+		float *dst = j->at + (size_t)kk * (size_t)j->ldat;
+		for (int i = 0; i < g->m; i++)
+			dst[i] = g->a[(size_t)i * (size_t)g->lda + (size_t)kk];
+		for (int i = g->m; i < j->ldat; i++)
+			dst[i] = 0.0f;
+	}
+}
+
+static void small_item(void *arg, int item, int slot)
+{
+	const struct small_job *j = arg;
+	const struct dit_gemm *g = j->g;
+	int nb = sk->nb, rows = 2 * sk->lanes;
+	int j0 = item * j->cols, j1 = MIN(j0 + j->cols, g->n);
+	/* a tile's sums, [row group][column][row in group] */
+	float sum[SMALL_NB_MAX * SMALL_M_CAP] __attribute__((aligned(64)));
+	const float *wr[SMALL_NB_MAX], *wn[SMALL_NB_MAX];
+
+	for (int jb = j0; jb < j1; jb += nb) {
+		int nv = MIN(nb, j1 - jb), nn = MIN(nb, j1 - jb - nv), kc;
+		for (int k0 = 0; k0 < g->k; k0 += kc) {
+			kc = kc_block(k0, g->k);
+			/* a partial tile repeats its last column; the copies are dropped */
+			for (int t = 0; t < nb; t++) {
+				wr[t] = g->w + (size_t)(jb + MIN(t, nv - 1)) * (size_t)g->ldw +
+				        (size_t)k0;
+				if (nn > 0)
+					wn[t] =
+					    g->w +
+					    (size_t)(jb + nv + MIN(t, nn - 1)) * (size_t)g->ldw +
+					    (size_t)k0;
+			}
+			for (int i0 = 0; i0 < g->m; i0 += rows)
+				sk->tile(kc, g->m - i0 > sk->lanes ? 2 : 1,
+				         j->at + (size_t)k0 * (size_t)j->ldat + (size_t)i0, j->ldat,
+				         wr, nn > 0 && !i0 ? wn : NULL,
+				         sum + (size_t)i0 * (size_t)nb, !k0);
+		}
+		for (int i = 0; i < g->m; i++) {
+			const float *s = sum + (size_t)(i / rows) * (size_t)(nb * rows) + i % rows;
+			float *c = g->c + (size_t)i * (size_t)g->ldc + jb;
+			for (int t = 0; t < nv; t++)
+				c[t] = s[t * rows];
+		}
+	}
+	epilogue(g, 0, g->m, j0, j1);
+}
+
+static void small_gemm(const struct dit_exec *ex, const struct dit_gemm *g)
+{
+	struct small_job j = {.g = g, .at = g->pack};
+	int nb = sk->nb, tiles = (g->n + nb - 1) / nb;
+	int items = MIN(tiles, ex->slots > 1 ? SMALL_ITEMS_PER_SLOT * ex->slots : 1);
+
+	j.ldat = round_up(g->m, sk->lanes);
+	j.cols = (tiles + items - 1) / items * nb;
+	dit_parallel(ex, (g->k + SMALL_PACK_K - 1) / SMALL_PACK_K, small_pack, &j);
+	dit_parallel(ex, (g->n + j.cols - 1) / j.cols, small_item, &j);
+}
+
+size_t dit_gemm_pack_floats(int m, int k)
+{
+	return (size_t)round_up(MAX(m, 1), 16) * (size_t)MAX(k, 0);
+}
+
+int dit_gemm_small_rows(void)
+{
+	dit_kernels_init();
+	return sk ? sk_rows : 0;
+}
+
+int dit_gemm_set_small_rows(int rows)
+{
+	dit_kernels_init();
+	if (!sk)
+		return -ENOTSUP;
+	sk_rows = MIN(MAX(rows, 0), SMALL_M_CAP);
+	return 0;
+}
+
+const char *dit_gemm_small_isa(void)
+{
+	dit_kernels_init();
+	return sk ? sk->name : "off";
+}
+
+/* 0 when the small-m path gives BLIS's bits on products that cross every
+ * case of the kc blocking, with partial tiles of rows and columns. */
+static int small_matches_blis(void)
+{
+	const int ms[] = {1, 3, 17, 33}, n = 2 * SMALL_NB_MAX + 5;
+	const int ks[] = {1,
+	                  7,
+	                  sk_kc - 1,
+	                  sk_kc,
+	                  sk_kc_max,
+	                  sk_kc_max + 1,
+	                  2 * sk_kc + 1,
+	                  3 * sk_kc + (sk_kc_max - sk_kc)};
+	const struct dit_exec inline_ex = {.dev = NULL, .slots = 1};
+	int kmax = 3 * sk_kc + sk_kc_max, bad = 0;
+	float *a = xmalloc((size_t)33 * (size_t)kmax * sizeof(float));
+	float *w = xmalloc((size_t)n * (size_t)kmax * sizeof(float));
+	float *c1 = xmalloc((size_t)33 * (size_t)n * sizeof(float));
+	float *c2 = xmalloc((size_t)33 * (size_t)n * sizeof(float));
+	float *pack = xmalloc(dit_gemm_pack_floats(33, kmax) * sizeof(float));
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < (size_t)33 * (size_t)kmax; i++)
+		a[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) * 0x1p-23f - 1.0f;
+	for (size_t i = 0; i < (size_t)n * (size_t)kmax; i++)
+		w[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) * 0x1p-23f - 1.0f;
+	for (size_t mi = 0; mi < ARRAY_SIZE(ms) && !bad; mi++) {
+		for (size_t ki = 0; ki < ARRAY_SIZE(ks) && !bad; ki++) {
+			int m = ms[mi], k = ks[ki];
+			struct dit_gemm g = {.m = m,
+			                     .n = n,
+			                     .k = k,
+			                     .a = a,
+			                     .lda = k,
+			                     .w = w,
+			                     .ldw = k,
+			                     .c = c2,
+			                     .ldc = n,
+			                     .pack = pack};
+			if (k < 1)
+				continue;
+			dit_sgemm_nt(m, n, k, 1.0f, a, k, w, k, 0.0f, c1, n);
+			small_gemm(&inline_ex, &g);
+			bad = memcmp(c1, c2, (size_t)m * (size_t)n * sizeof(float)) != 0;
+		}
+	}
+	free(a);
+	free(w);
+	free(c1);
+	free(c2);
+	free(pack);
+	return bad ? -1 : 0;
+}
+
+/* The small-m kernel of lanes lanes (16, 8), or NULL when the CPU lacks it. */
+static const struct small_kernel *small_kernel_of(int lanes)
+{
+#if defined(__x86_64__)
+	if (lanes == 16 && __builtin_cpu_supports("avx512f"))
+		return &sk_avx512;
+	if (lanes == 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return &sk_avx2;
+#endif
+	return NULL;
+}
+
+/* Use cand when it reproduces BLIS's bits; sk_why says what was chosen. */
+static int small_select(const struct small_kernel *cand)
+{
+	sk = NULL;
+	if (!cand) {
+		snprintf(sk_why, sizeof(sk_why), "on BLIS (no AVX2+FMA for the small-m path)");
+		return -ENOTSUP;
+	}
+	if (sk_kc < 1 || sk_kc_max < sk_kc) {
+		snprintf(sk_why, sizeof(sk_why), "on BLIS (BLIS's kc %d/%d unusable)", sk_kc,
+		         sk_kc_max);
+		return -ENOTSUP;
+	}
+	sk = cand;
+	if (small_matches_blis() < 0) {
+		sk = NULL;
+		snprintf(sk_why, sizeof(sk_why),
+		         "on BLIS (the %s small-m path does not reproduce BLIS %s's bits: off)",
+		         cand->name, blis_arch);
+		return -EIO;
+	}
+	snprintf(sk_why, sizeof(sk_why), "stream their weights (%s, BLIS's kc %d/%d)", sk->name,
+	         sk_kc, sk_kc_max);
+	return 0;
+}
+
+/* Called from blis_setup(), after BLIS's kernel set is chosen. */
+static void small_setup(void)
+{
+	cntx_t *cntx = bli_gks_query_cntx();
+	const struct small_kernel *cand = small_kernel_of(16);
+
+	sk_kc = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_KC, cntx);
+	sk_kc_max = (int)bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_KC, cntx);
+	small_select(cand ? cand : small_kernel_of(8));
+}
+
+int dit_gemm_use_small_isa(int lanes)
+{
+	dit_kernels_init();
+	if (!lanes) {
+		sk = NULL;
+		snprintf(sk_why, sizeof(sk_why), "on BLIS (small-m path turned off)");
+		return 0;
+	}
+	return small_select(small_kernel_of(lanes));
+}
+
 /* Tiles: TILES_PER_SLOT per pool thread (more lets an idle thread help a
  * slowed one), shaped to repeat the least packing: BLIS packs a tile's rows
  * of a and its columns of w, so the split minimises mt / m + nt / n. Any
@@ -319,6 +635,11 @@ void dit_gemm(const struct dit_exec *ex, const struct dit_gemm *g)
 
 	if (g->m <= 0 || g->n <= 0)
 		return;
+	if (sk && g->m <= sk_rows && g->k > 0 && g->pack &&
+	    g->pack_len >= dit_gemm_pack_floats(g->m, g->k)) {
+		small_gemm(ex, g);
+		return;
+	}
 	for (int mt = 1; mt <= target; mt++) {
 		int nt = (target + mt - 1) / mt;
 		double cost = (double)mt / g->m + (double)nt / g->n;

@@ -6,7 +6,10 @@
  * an order that depends on the matrix extents, while the packed path gives
  * every output element the same arithmetic whatever the tiling. That is what
  * makes an image byte-identical on any thread count and whatever else is
- * batched with it. Element-wise kernels (layer norm, softmax, GELU, SiLU,
+ * batched with it. Products of few rows (DIT_GEMM_SMALL_M) run instead on
+ * mediad's own kernel, which reads the weights once in place and gives
+ * BLIS's packed path's bits (dit_kernels.c says how, and checks it once per
+ * process before using it). Element-wise kernels (layer norm, softmax, GELU, SiLU,
  * exp; src/dit_vec.h) are written on GCC vector types, 4 lanes on the
  * x86-64 baseline and 8 lanes with FMA when the CPU has AVX2 and FMA (chosen
  * once per process); every element, tail included, gets the same
@@ -87,10 +90,38 @@ struct dit_gemm {
 	const float *gate; /* gate row of segment s at gate + s * ld_gate */
 	int ld_gate;
 	const int *row_seg; /* [m]: the segment of each row */
+	/* scratch of the small-m path: at least dit_gemm_pack_floats(m, k)
+	 * floats, or NULL (the product then runs on BLIS whatever its m) */
+	float *pack;
+	size_t pack_len;
 };
 
-/* Run g over the pool, split in tiles. */
+/* Products of at most this many rows (a deep probe's 64x64 image with its
+ * guidance pass has 32, the conditioning one per image) stream their
+ * weights through mediad's own kernel instead of BLIS, when the CPU has
+ * AVX-512F or AVX2+FMA and that kernel gives BLIS's bits (checked once per
+ * process, see dit_kernels.c). Measured on 2 threads (AMD EPYC, AVX-512):
+ * 3-4x BLIS's speed at 32 rows and still 1.5x at 128; the two meet
+ * between 192 and 256 rows when k is 3072. */
+#define DIT_GEMM_SMALL_M 128
+
+/* Run g over the pool: rows above DIT_GEMM_SMALL_M (or without pack) as
+ * BLIS tiles, fewer as column ranges of the small-m kernel. Either way,
+ * the same bits. */
 void dit_gemm(const struct dit_exec *ex, const struct dit_gemm *g);
+/* Floats of scratch the small-m path needs for m rows and inner size k. */
+size_t dit_gemm_pack_floats(int m, int k);
+/* The row limit in use, 0 when the small-m path is off; its instruction set
+ * ("avx512", "avx2+fma", or "off"). */
+int dit_gemm_small_rows(void);
+const char *dit_gemm_small_isa(void);
+/* Tests and benchmarks only: products of at most rows rows (up to 256)
+ * take the small-m path (0: none). 0, or -ENOTSUP when the path is off. */
+int dit_gemm_set_small_rows(int rows);
+/* Tests only: the small-m kernel of 16 lanes (AVX-512F), 8 (AVX2+FMA), or
+ * none (0). 0; -ENOTSUP when the CPU lacks it, -EIO when it does not give
+ * BLIS's bits (the path is then off). Never while a model is serving. */
+int dit_gemm_use_small_isa(int lanes);
 
 /* One single-threaded BLIS call on the calling thread:
  * c = alpha a b^T + beta c (dit_sgemm_nt) or alpha a b + beta c (_nn). */

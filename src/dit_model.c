@@ -310,6 +310,10 @@ void dit_work_init(struct dit_work *w, const struct dit_model *m, int max_rows, 
 	w->conv_scratch = work_alloc(w, w->conv_per_slot * (size_t)slots);
 	w->text_pool = work_alloc(w, (size_t)m->arch.text_dim);
 	w->text_hid = work_alloc(w, h);
+	/* the small-m products' packed rows, for the widest k of any product */
+	w->pack_len = dit_gemm_pack_floats(
+	    DIT_GEMM_SMALL_M, MAX(MAX(4 * m->arch.hidden, DIT_FREQ_DIM), m->arch.text_dim));
+	w->pack = work_alloc(w, w->pack_len);
 }
 
 void dit_work_release(struct dit_work *w)
@@ -333,13 +337,15 @@ void dit_work_release(struct dit_work *w)
 	free(w->conv_scratch);
 	free(w->text_pool);
 	free(w->text_hid);
+	free(w->pack);
 	memset(w, 0, sizeof(*w));
 }
 
 /* --- forward --- */
 
-static void linear(const struct dit_exec *ex, int m, int n, int k, const float *a, int lda,
-                   const float *wt, const float *bias, float *c, int ldc, enum dit_epilogue epi)
+static void linear(const struct dit_exec *ex, const struct dit_work *w, int m, int n, int k,
+                   const float *a, int lda, const float *wt, const float *bias, float *c, int ldc,
+                   enum dit_epilogue epi)
 {
 	struct dit_gemm g = {.m = m,
 	                     .n = n,
@@ -351,7 +357,9 @@ static void linear(const struct dit_exec *ex, int m, int n, int k, const float *
 	                     .c = c,
 	                     .ldc = ldc,
 	                     .bias = bias,
-	                     .epi = epi};
+	                     .epi = epi,
+	                     .pack = w->pack,
+	                     .pack_len = w->pack_len};
 
 	dit_gemm(ex, &g);
 }
@@ -376,7 +384,9 @@ static void gated_linear(const struct dit_exec *ex, const struct dit_work *w, in
 	                     .ldx = n,
 	                     .gate = gate,
 	                     .ld_gate = ld_gate,
-	                     .row_seg = w->row_seg};
+	                     .row_seg = w->row_seg,
+	                     .pack = w->pack,
+	                     .pack_len = w->pack_len};
 
 	dit_gemm(ex, &g);
 }
@@ -468,9 +478,9 @@ static void conditioning(const struct dit_model *m, struct dit_work *w, const st
 			f[half + i] = (float)sin(arg);
 		}
 	}
-	linear(ex, n, h, DIT_FREQ_DIM, w->tfreq, DIT_FREQ_DIM, m->t_w0, m->t_b0, w->thid, h,
+	linear(ex, w, n, h, DIT_FREQ_DIM, w->tfreq, DIT_FREQ_DIM, m->t_w0, m->t_b0, w->thid, h,
 	       DIT_EPI_BIAS_SILU);
-	linear(ex, n, h, h, w->thid, h, m->t_w2, m->t_b2, w->c, h, DIT_EPI_BIAS);
+	linear(ex, w, n, h, h, w->thid, h, m->t_w2, m->t_b2, w->c, h, DIT_EPI_BIAS);
 	for (int s = 0; s < n; s++) {
 		float *c = w->c + (size_t)s * (size_t)h, *cs = w->c_silu + (size_t)s * (size_t)h;
 		for (int i = 0; i < h; i++)
@@ -486,16 +496,17 @@ static void block_forward(const struct dit_model *m, struct dit_work *w, const s
 	int h = m->arch.hidden, ld6 = 6 * h;
 
 	/* shift, scale, gate of the attention; then of the MLP */
-	linear(ex, n, 6 * h, h, w->c_silu, h, b->ada_w, b->ada_b, w->mod, ld6, DIT_EPI_BIAS);
+	linear(ex, w, n, 6 * h, h, w->c_silu, h, b->ada_w, b->ada_b, w->mod, ld6, DIT_EPI_BIAS);
 	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod, w->mod + h, ld6);
-	linear(ex, rows, 3 * h, h, w->xn, h, b->qkv_w, b->qkv_b, w->qkv, 3 * h, DIT_EPI_BIAS);
+	linear(ex, w, rows, 3 * h, h, w->xn, h, b->qkv_w, b->qkv_b, w->qkv, 3 * h, DIT_EPI_BIAS);
 	dit_attention(ex, w->qkv, h, m->arch.heads, w->att, w->aseg, n, w->attn_scratch,
 	              w->attn_per_slot);
 	gated_linear(ex, w, rows, h, h, w->att, h, b->proj_w, b->proj_b, w->xn, w->x,
 	             w->mod + 2 * h, ld6);
 	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod + 3 * h,
 	                       w->mod + 4 * h, ld6);
-	linear(ex, rows, 4 * h, h, w->xn, h, b->fc1_w, b->fc1_b, w->mlp, 4 * h, DIT_EPI_BIAS_GELU);
+	linear(ex, w, rows, 4 * h, h, w->xn, h, b->fc1_w, b->fc1_b, w->mlp, 4 * h,
+	       DIT_EPI_BIAS_GELU);
 	gated_linear(ex, w, rows, h, 4 * h, w->mlp, 4 * h, b->fc2_w, b->fc2_b, w->xn, w->x,
 	             w->mod + 5 * h, ld6);
 }
@@ -516,7 +527,7 @@ void dit_forward(const struct dit_model *m, struct dit_work *w, const struct dit
 		rows += tok;
 	}
 	pj.rows = rows;
-	linear(ex, rows, h, DIT_PATCH_DIM, w->mlp, DIT_PATCH_DIM, m->x_w, m->x_b, w->x, h,
+	linear(ex, w, rows, h, DIT_PATCH_DIM, w->mlp, DIT_PATCH_DIM, m->x_w, m->x_b, w->x, h,
 	       DIT_EPI_BIAS);
 	dit_parallel(ex, (rows + POS_ROWS - 1) / POS_ROWS, pos_item, &pj);
 	conditioning(m, w, ex, segs, n);
@@ -526,10 +537,11 @@ void dit_forward(const struct dit_model *m, struct dit_work *w, const struct dit
 			w->on_block(w->on_block_arg);
 	}
 	/* final layer: shift, scale; modulated norm; linear to the patch */
-	linear(ex, n, 2 * h, h, w->c_silu, h, m->f_ada_w, m->f_ada_b, w->mod, 2 * h, DIT_EPI_BIAS);
+	linear(ex, w, n, 2 * h, h, w->c_silu, h, m->f_ada_w, m->f_ada_b, w->mod, 2 * h,
+	       DIT_EPI_BIAS);
 	dit_layernorm_modulate(ex, w->x, h, w->xn, h, rows, h, w->row_seg, w->mod, w->mod + h,
 	                       2 * h);
-	linear(ex, rows, DIT_PATCH_DIM, h, w->xn, h, m->f_w, m->f_b, w->qkv, DIT_PATCH_DIM,
+	linear(ex, w, rows, DIT_PATCH_DIM, h, w->xn, h, m->f_w, m->f_b, w->qkv, DIT_PATCH_DIM,
 	       DIT_EPI_BIAS);
 	for (int s = 0; s < n; s++)
 		unpatchify(&segs[s], w->qkv + (size_t)w->aseg[s].row0 * DIT_PATCH_DIM);
@@ -606,8 +618,8 @@ void dit_text_encode(const struct dit_model *m, struct dit_work *w, const struct
 		for (int k = 0; k < td; k++)
 			pool[k] /= (float)n;
 	}
-	linear(ex, 1, h, td, pool, td, m->y_w0, m->y_b0, w->text_hid, h, DIT_EPI_BIAS_SILU);
-	linear(ex, 1, h, h, w->text_hid, h, m->y_w2, m->y_b2, y, h, DIT_EPI_BIAS);
+	linear(ex, w, 1, h, td, pool, td, m->y_w0, m->y_b0, w->text_hid, h, DIT_EPI_BIAS_SILU);
+	linear(ex, w, 1, h, h, w->text_hid, h, m->y_w2, m->y_b2, y, h, DIT_EPI_BIAS);
 }
 
 /* --- decoder --- */

@@ -120,6 +120,8 @@ struct dit_work {
 	float *conv_scratch;
 	size_t conv_per_slot;
 	float *text_pool, *text_hid;
+	float *pack; /* the small-m products' scratch (dit_gemm) */
+	size_t pack_len;
 	size_t bytes;
 	/* called after every transformer block of a pass when set (progress of
 	 * passes that take seconds) */

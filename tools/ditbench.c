@@ -10,10 +10,15 @@
  * latency of a whole image (--steps steps, decode, PNG encode); and the
  * deep probe's replay time as a fraction of the default probe interval
  * (CANARY_WAIT_SECONDS 5 s) and of the default deep-probe interval
- * (wait x CANARY_DEEP_EVERY_N = 15 s).
+ * (wait x CANARY_DEEP_EVERY_N = 15 s). The probe is the best of PROBE_REPS
+ * replays.
+ *
+ * --small-rows N moves the limit of the small-m product path (products of
+ * at most N rows stream their weights, dit_kernels.h; default
+ * DIT_GEMM_SMALL_M, 0 = every product on BLIS) to compare the two.
  *
  *   mediad-ditbench [--threads N] [--size S] [--steps N] [--gemm-size N]
- *                   [--rounds N] [--json] preset... */
+ *                   [--rounds N] [--small-rows N] [--json] preset... */
 #include <blis.h>
 #include <errno.h>
 #include <stdio.h>
@@ -32,9 +37,10 @@
 #define DEFAULT_WAIT_S       5.0
 #define DEFAULT_DEEP_EVERY_N 3
 #define MIN_TIME_S           0.5
+#define PROBE_REPS           5
 
 struct opts {
-	int threads, size, steps, gemm, rounds;
+	int threads, size, steps, gemm, rounds, small_rows;
 	int json;
 };
 
@@ -213,7 +219,7 @@ static void bench_preset(const struct dit_exec *ex, const struct opts *o, const 
 	image_init(&probe, &m, 64, 2, 3);
 	list[0] = &probe;
 	res->probe_s = 1e300;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < PROBE_REPS; i++) {
 		t0 = now_s();
 		dit_sampler_begin(&s, &probe);
 		dit_sampler_run(&s, list, 1);
@@ -263,7 +269,12 @@ static int parse_int_opt(const char *v, int lo, int hi, int *out)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.threads = 2, .size = 256, .steps = 20, .gemm = 1024, .rounds = 4};
+	struct opts o = {.threads = 2,
+	                 .size = 256,
+	                 .steps = 20,
+	                 .gemm = 1024,
+	                 .rounds = 4,
+	                 .small_rows = DIT_GEMM_SMALL_M};
 	struct device dev = {.ops = &device_cpu_ops};
 	struct dit_exec ex;
 	char err[256];
@@ -284,18 +295,22 @@ int main(int argc, char **argv)
 			bad |= parse_int_opt(v, 64, 8192, &o.gemm);
 		else if (!strcmp(a, "--rounds") && ++i)
 			bad |= parse_int_opt(v, 1, 100, &o.rounds);
+		else if (!strcmp(a, "--small-rows") && ++i)
+			bad |= parse_int_opt(v, 0, 256, &o.small_rows);
 		else if (a[0] != '-' && dit_arch_find(a))
 			argv[++n] = argv[i];
 		else
 			bad = 1;
 	}
 	if (bad || !n || o.size % DIT_PIXELS_PER_TOKEN) {
-		fprintf(stderr, "usage: mediad-ditbench [--threads N] [--size S (multiple of 16)] "
-		                "[--steps N] [--gemm-size N] [--rounds N] [--json] "
-		                "tiny|small|base...\n");
+		fprintf(stderr,
+		        "usage: mediad-ditbench [--threads N] [--size S (multiple of 16)] "
+		        "[--steps N] [--gemm-size N] [--rounds N] [--small-rows N] [--json] "
+		        "tiny|small|base...\n");
 		return 2;
 	}
 	dit_kernels_init();
+	dit_gemm_set_small_rows(o.small_rows);
 	snprintf(dev.ids, sizeof(dev.ids), "bench");
 	dev.threads = o.threads;
 	if (dev.ops->open(&dev, err, sizeof(err)) < 0) {
@@ -307,15 +322,17 @@ int main(int argc, char **argv)
 		printf("[");
 	else
 		printf(
-		    "# dit runner, %d threads, BLIS %s; sgemm %d^3 GFLOP/s through the pool and "
+		    "# dit runner, %d threads, BLIS %s; products of <= %d rows on the small-m path "
+		    "(%s);\n# sgemm %d^3 GFLOP/s through the pool and "
 		    "with BLIS threads;\n# a guided step at %dx%d: s/step, sgemm GFLOP/s, ratio to "
 		    "the better sgemm rate; cpu: the same ratio per\n# second of CPU time (pool "
 		    "sgemm), steadier on a shared machine; image_s: %d steps + decode + PNG;\n"
-		    "# the deep probe's replay in ms and as a share of 5 s and 15 s\n"
+		    "# the deep probe's replay (best of %d) in ms and as a share of 5 s and 15 s\n"
 		    "%-6s %6s %6s %9s %8s %6s %6s %8s %8s %7s %7s\n",
-		    o.threads, dit_kernels_blis_arch(NULL), o.gemm, o.size, o.size, o.steps,
-		    "preset", "pool", "blis", "s/step", "GFLOP/s", "ratio", "cpu", "image_s",
-		    "probe_ms", "/5s", "/15s");
+		    o.threads, dit_kernels_blis_arch(NULL), dit_gemm_small_rows(),
+		    dit_gemm_small_isa(), o.gemm, o.size, o.size, o.steps, PROBE_REPS, "preset",
+		    "pool", "blis", "s/step", "GFLOP/s", "ratio", "cpu", "image_s", "probe_ms",
+		    "/5s", "/15s");
 	for (int i = 1; i <= n; i++) {
 		struct result r;
 		bench_preset(&ex, &o, argv[i], &r);

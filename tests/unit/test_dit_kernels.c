@@ -10,7 +10,10 @@
  *   rounding over a sum;
  *   layer norm: absolute error <= 1e-5 * (1 + |y|).
  * Bitwise: every product gives identical bits on 1, 2 and 3 pool threads
- * and against one untiled BLIS call (the determinism the sampler relies on).
+ * and against one untiled BLIS call (the determinism the sampler relies on),
+ * whether it runs on BLIS or on the small-m path (its own kernel, checked
+ * with the same tolerance against the same reference, on every shape and
+ * epilogue and with both its 16- and 8-lane kernels when the CPU has them).
  * Everything runs on each instruction set of the element-wise kernels the
  * CPU has (the SSE2 baseline, and AVX2+FMA).
  */
@@ -222,8 +225,12 @@ static double gemm_ref(const float *a, const float *w, const float *bias, int k,
 	return s;
 }
 
-static void check_gemm(int m, int n, int k, enum dit_epilogue epi)
+/* small: give the product the small-m path's scratch, and check that the
+ * path took it (it packs a there; BLIS leaves it alone). */
+static void check_gemm(int m, int n, int k, enum dit_epilogue epi, int small)
 {
+	size_t pack_len = small ? dit_gemm_pack_floats(m, k) : 0;
+	float *pack = small ? xmalloc(pack_len * sizeof(float)) : NULL;
 	float *a = rand_vec((size_t)m * k, 1.0f), *w = rand_vec((size_t)n * k, 1.0f);
 	float *bias = rand_vec((size_t)n, 1.0f), *gate = rand_vec(2 * (size_t)n, 1.0f);
 	float *x0 = rand_vec((size_t)m * n, 1.0f);
@@ -251,13 +258,19 @@ static void check_gemm(int m, int n, int k, enum dit_epilogue epi)
 		                     .ldx = n,
 		                     .gate = gate,
 		                     .ld_gate = n,
-		                     .row_seg = row_seg};
+		                     .row_seg = row_seg,
+		                     .pack = pack,
+		                     .pack_len = pack_len};
 
 		memcpy(x, x0, (size_t)m * n * sizeof(float));
+		for (size_t i = 0; i < pack_len; i++)
+			pack[i] = NAN;
 		open_dev(&dev, threads);
 		dit_exec_init(&ex, &dev);
 		dit_gemm(&ex, &g);
 		dev.ops->close(&dev);
+		if (small && isnan(pack[0]))
+			fail_msg("gemm %dx%dx%d: the small-m path did not run", m, n, k);
 		for (int i = 0; i < m; i++) {
 			for (int j = 0; j < n; j++) {
 				double mag, ref = gemm_ref(a, w, g.bias, k, i, j, k, &mag);
@@ -290,8 +303,8 @@ static void check_gemm(int m, int n, int k, enum dit_epilogue epi)
 		}
 		if (memcmp(c, first_c, (size_t)m * n * sizeof(float)) ||
 		    memcmp(x, first_x, (size_t)m * n * sizeof(float)))
-			fail_msg("gemm %dx%dx%d: %d threads differ from 1 thread", m, n, k,
-			         threads);
+			fail_msg("gemm %dx%dx%d%s: %d threads differ from 1 thread", m, n, k,
+			         small ? " (small-m)" : "", threads);
 		free(c);
 		free(x);
 	}
@@ -310,6 +323,7 @@ static void check_gemm(int m, int n, int k, enum dit_epilogue epi)
 	free(gate);
 	free(x0);
 	free(row_seg);
+	free(pack);
 }
 
 static void test_gemm(void **state)
@@ -320,7 +334,52 @@ static void test_gemm(void **state)
 
 	for (size_t s = 0; s < ARRAY_SIZE(shapes); s++)
 		for (int e = DIT_EPI_NONE; e <= DIT_EPI_GATED; e++)
-			check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], (enum dit_epilogue)e);
+			check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], (enum dit_epilogue)e,
+			           0);
+}
+
+/* The small-m path, on each kernel the CPU has: against the reference,
+ * bitwise on 1, 2 and 3 threads and against one untiled BLIS call; shapes
+ * with one row, odd rows, columns and k, k across BLIS's kc blocks (384,
+ * up to 480, on its skx kernels), a tile row group and a half one. */
+static void test_gemm_small(void **state)
+{
+	static const int shapes[][3] = {
+	    {1, 1, 1},      {1, 37, 513},  {2, 29, 768},  {3, 17, 5},
+	    {16, 12, 384},  {17, 33, 65},  {31, 25, 481}, {32, 40, 1000},
+	    {33, 13, 1249}, {64, 70, 300}, {100, 7, 97},  {DIT_GEMM_SMALL_M, 24, 96},
+	};
+	static const int isas[] = {16, 8};
+	int rows = dit_gemm_small_rows(), tested = 0;
+
+	if (!rows) {
+		/* off: right only where BLIS sums without FMA (or the CPU cannot) */
+#if defined(__x86_64__)
+		static const char *const fma_archs[] = {"skx", "haswell", "zen", "zen2", "zen3"};
+		const char *arch = dit_kernels_blis_arch(NULL);
+
+		for (size_t i = 0; i < ARRAY_SIZE(fma_archs); i++)
+			if (!strcmp(arch, fma_archs[i]) && __builtin_cpu_supports("avx2") &&
+			    __builtin_cpu_supports("fma"))
+				fail_msg("the small-m path is off on BLIS %s", arch);
+#endif
+		skip();
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(isas); i++) {
+		if (dit_gemm_use_small_isa(isas[i]) < 0)
+			continue;
+		tested++;
+		for (size_t s = 0; s < ARRAY_SIZE(shapes); s++) {
+			assert_true(shapes[s][0] <= dit_gemm_small_rows());
+			for (int e = DIT_EPI_NONE; e <= DIT_EPI_GATED; e++)
+				check_gemm(shapes[s][0], shapes[s][1], shapes[s][2],
+				           (enum dit_epilogue)e, 1);
+		}
+	}
+	/* back to the process's choice: the widest kernel */
+	assert_int_equal(dit_gemm_use_small_isa(16) == 0 || dit_gemm_use_small_isa(8) == 0, 1);
+	assert_true(tested > 0);
+	assert_int_equal(dit_gemm_small_rows(), rows);
 }
 
 static void test_sgemm_nn(void **state)
@@ -545,15 +604,11 @@ static int use_avx2(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_exp),
-	    cmocka_unit_test(test_silu_gelu),
-	    cmocka_unit_test(test_softmax),
-	    cmocka_unit_test(test_parallel_each_item_once),
-	    cmocka_unit_test(test_gemm),
-	    cmocka_unit_test(test_sgemm_nn),
-	    cmocka_unit_test(test_layernorm_modulate),
-	    cmocka_unit_test(test_attention),
-	    cmocka_unit_test(test_conv3x3),
+	    cmocka_unit_test(test_exp),       cmocka_unit_test(test_silu_gelu),
+	    cmocka_unit_test(test_softmax),   cmocka_unit_test(test_parallel_each_item_once),
+	    cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_small),
+	    cmocka_unit_test(test_sgemm_nn),  cmocka_unit_test(test_layernorm_modulate),
+	    cmocka_unit_test(test_attention), cmocka_unit_test(test_conv3x3),
 	};
 
 	int failed;

@@ -2,8 +2,9 @@
  * src/dit_model.c) on the tiny preset with synthetic weights.
  *
  * Determinism: the same image, byte for byte, on 1, 2 and 3 pool threads,
- * alone or batched with other images of other sizes and step counts, and
- * from synthetic weights made on any thread count. Sensitivity: a different
+ * alone or batched with other images of other sizes and step counts, with
+ * the small-m product path on or off, and from synthetic weights made on
+ * any thread count. Sensitivity: a different
  * seed, prompt, negative prompt or guidance gives a different image. The
  * deep-probe digest repeats, and changes when one weight bit flips. */
 #include <setjmp.h>
@@ -242,6 +243,7 @@ static void test_probe_digest(void **state)
 	assert_true(probe_digest(&r) == golden);
 	/* flip one bit of one weight of every block kind: the digest moves */
 	static const char *const names[] = {"x_embedder.proj.weight", "blocks.1.mlp.fc2.weight",
+	                                    "blocks.0.adaLN_modulation.1.weight",
 	                                    "y_embedder.mlp.2.bias", "decoder.conv_out.weight"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		t = dit_model_tensor(&r.m, names[i]);
@@ -256,6 +258,29 @@ static void test_probe_digest(void **state)
 			fail_msg("a flipped bit in %s left the digest unchanged", names[i]);
 	}
 	assert_true(probe_digest(&r) == golden);
+	rig_close(&r);
+}
+
+/* Products of few rows (this image's 32, the conditioning's 2) run on the
+ * small-m path unless it is off: the bytes are the same either way, so an
+ * image does not change with the rows batched next to it. */
+static void test_small_m_path_gives_same_bytes(void **state)
+{
+	int rows = dit_gemm_small_rows();
+	uint8_t *on, *off;
+	size_t len;
+	struct rig r;
+
+	if (!rows)
+		skip();
+	rig_open(&r, 2);
+	on = one(&r, &base_spec, &len);
+	assert_int_equal(dit_gemm_set_small_rows(0), 0);
+	off = one(&r, &base_spec, &len);
+	assert_int_equal(dit_gemm_set_small_rows(rows), 0);
+	assert_memory_equal(on, off, len);
+	free(on);
+	free(off);
 	rig_close(&r);
 }
 
@@ -328,6 +353,7 @@ int main(void)
 	    cmocka_unit_test(test_batching_gives_same_bytes),
 	    cmocka_unit_test(test_parameters_change_the_image),
 	    cmocka_unit_test(test_probe_digest),
+	    cmocka_unit_test(test_small_m_path_gives_same_bytes),
 	    cmocka_unit_test(test_synthetic_weights_any_threads),
 	    cmocka_unit_test(test_tokenize),
 	    cmocka_unit_test(test_noise),
