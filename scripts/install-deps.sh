@@ -17,6 +17,7 @@ PKGS=(
   python3 python3-pytest python3-yaml systemd
   prometheus
   clang libclang-rt-14-dev
+  valgrind
 )
 BENCH_PKGS=(wrk nginx-light hyperfine)
 
