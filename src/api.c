@@ -192,6 +192,7 @@ static void state_key(struct server *s, struct keyb *kb)
 		kput(kb, (uint64_t)w->state);
 		kput(kb, (uint64_t)worker_is_ready(s, w));
 		kput(kb, (uint64_t)w->stalled);
+		kput(kb, (uint64_t)w->warmup_overdue);
 		kput(kb, (uint64_t)c->state);
 		kput(kb, (uint64_t)c->cause_tier);
 		kput(kb, (uint64_t)c->cause_outcome);

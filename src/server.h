@@ -186,7 +186,8 @@ struct server {
 int server_run(struct config *cfg, const char *self_exe);
 int server_ready_workers(const struct server *s);
 int server_is_serving(const struct server *s);
-/* Why the server is not serving (for 503 bodies); empty when serving. */
+/* Why the server is not serving (for 503 bodies); empty when serving. Every
+ * value it reads must also be in the health body cache key (api.c). */
 void server_not_serving_reason(const struct server *s, char *out, size_t n);
 void server_dispatch(struct server *s);
 void server_fail_request(struct server *s, struct pending *p, int status, const char *msg);
