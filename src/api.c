@@ -204,23 +204,6 @@ static void state_key(struct server *s, struct keyb *kb)
 	}
 }
 
-static int key_matches(const struct keyb *kb)
-{
-	const struct body_cache *c = kb->c;
-	return c->valid && kb->n <= BODY_KEY_MAX && c->n == kb->n &&
-	       memcmp(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t)) == 0;
-}
-
-static void key_store(struct keyb *kb, int status)
-{
-	struct body_cache *c = kb->c;
-	c->valid = kb->n <= BODY_KEY_MAX;
-	c->n = kb->n;
-	if (c->valid)
-		memcpy(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t));
-	c->status = status;
-}
-
 #ifdef MEDIAD_SELF_CHECK
 static void self_check(const struct body_cache *c, const struct buf *fresh, int status,
 		       const char *what)
@@ -235,33 +218,32 @@ static void self_check(const struct body_cache *c, const struct buf *fresh, int 
 }
 #endif
 
-static void cache_ready(struct body_cache *c)
-{
-	if (!c->body.max)
-		buf_init(&c->body, BUF_UNLIMITED);
-	buf_reset(&c->body);
-}
+typedef void body_fn(struct server *s, struct buf *out, int *status, double mono_to_wall);
 
-const struct buf *api_health_cached(struct server *s, int *status)
+/* The cached body for kb's key: rebuilt with build when the key changed. */
+static const struct buf *cached_body(struct server *s, struct keyb *kb, body_fn *build,
+				     double mono_to_wall, const char *what, int *status)
 {
-	struct keyb kb;
-	struct body_cache *c = &s->health_cache;
+	struct body_cache *c = kb->c;
 
-	kb.c = c;
-	kb.n = 0;
-	state_key(s, &kb);
-	if (!key_matches(&kb)) {
-		cache_ready(c);
-		api_health_body(s, &c->body, &c->status);
-		key_store(&kb, c->status);
+	if (!c->valid || kb->n > BODY_KEY_MAX || c->n != kb->n ||
+	    memcmp(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t))) {
+		if (!c->body.max)
+			buf_init(&c->body, BUF_UNLIMITED);
+		buf_reset(&c->body);
+		build(s, &c->body, &c->status, mono_to_wall);
+		c->valid = kb->n <= BODY_KEY_MAX;
+		c->n = kb->n;
+		if (c->valid)
+			memcpy(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t));
 	}
 #ifdef MEDIAD_SELF_CHECK
 	else {
 		struct buf fresh;
 		int st = 200;
 		buf_init(&fresh, BUF_UNLIMITED);
-		api_health_body(s, &fresh, &st);
-		self_check(c, &fresh, st, "/health");
+		build(s, &fresh, &st, mono_to_wall);
+		self_check(c, &fresh, st, what);
 		buf_release(&fresh);
 	}
 #endif
@@ -269,13 +251,27 @@ const struct buf *api_health_cached(struct server *s, int *status)
 	return &c->body;
 }
 
+static void health_body(struct server *s, struct buf *out, int *status, double mono_to_wall)
+{
+	api_health_body(s, out, status);
+}
+
+const struct buf *api_health_cached(struct server *s, int *status)
+{
+	struct keyb kb;
+
+	kb.c = &s->health_cache;
+	kb.n = 0; /* k[] is filled up to n: no need to clear its 4 KB */
+	state_key(s, &kb);
+	return cached_body(s, &kb, health_body, 0, "/health", status);
+}
+
 const struct buf *api_liveness_cached(struct server *s, int *status)
 {
 	struct keyb kb;
-	struct body_cache *c = &s->liveness_cache;
 	double mono_to_wall = mono_to_wall_ms();
 
-	kb.c = c;
+	kb.c = &s->liveness_cache;
 	kb.n = 0;
 	state_key(s, &kb);
 	kputd(&kb, mono_to_wall);
@@ -293,23 +289,7 @@ const struct buf *api_liveness_cached(struct server *s, int *status)
 		kputs(&kb, w->runner);
 		kputs(&kb, w->device);
 	}
-	if (!key_matches(&kb)) {
-		cache_ready(c);
-		liveness_body(s, &c->body, &c->status, mono_to_wall);
-		key_store(&kb, c->status);
-	}
-#ifdef MEDIAD_SELF_CHECK
-	else {
-		struct buf fresh;
-		int st = 200;
-		buf_init(&fresh, BUF_UNLIMITED);
-		liveness_body(s, &fresh, &st, mono_to_wall);
-		self_check(c, &fresh, st, "/tt-liveness");
-		buf_release(&fresh);
-	}
-#endif
-	*status = c->status;
-	return &c->body;
+	return cached_body(s, &kb, liveness_body, mono_to_wall, "/tt-liveness", status);
 }
 
 void api_cache_free(struct server *s)

@@ -7,8 +7,8 @@
  *   SM_ZERO(), SM_LOAD(p), SM_BCAST(p) (splat the float at p), SM_STORE(p, v),
  *   SM_FMA(a, b, c)  a * b + c with one rounding, SM_ADD(a, b),
  *   SM(n)         the name n with this instantiation's suffix,
- *   SM_ATTR       the attributes of every function (the target),
- * and undefines them after.
+ *   SM_ATTR       the attributes of every function (the target);
+ * the end of this file undefines them.
  *
  * A tile is up to 2 SM_W rows of a (the lanes, from a packed transposed
  * copy: at[kk * ldat + i]) times SM_NB rows of w read in place (each w
@@ -69,3 +69,16 @@ static SM_ATTR void SM(tile)(int kc, int mv, const float *at, int ldat, const fl
 	else
 		SM(tile_mv)(kc, 1, at, ldat, wr, wn, out, first);
 }
+
+/* the template's parameters end here, so that it can be included again */
+#undef SM_T
+#undef SM_W
+#undef SM_NB
+#undef SM_ZERO
+#undef SM_LOAD
+#undef SM_BCAST
+#undef SM_STORE
+#undef SM_FMA
+#undef SM_ADD
+#undef SM
+#undef SM_ATTR

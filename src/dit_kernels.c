@@ -98,17 +98,6 @@ _Static_assert(DIT_GEMM_SMALL_M <= SMALL_M_CAP, "the small-m row limit exceeds i
 #define SM(n)           n##_avx512
 #define SM_ATTR         __attribute__((target("avx512f")))
 #include "dit_gemm_small.h"
-#undef SM_T
-#undef SM_W
-#undef SM_NB
-#undef SM_ZERO
-#undef SM_LOAD
-#undef SM_BCAST
-#undef SM_STORE
-#undef SM_FMA
-#undef SM_ADD
-#undef SM
-#undef SM_ATTR
 
 #define SM_T            __m256
 #define SM_W            8
@@ -122,17 +111,6 @@ _Static_assert(DIT_GEMM_SMALL_M <= SMALL_M_CAP, "the small-m row limit exceeds i
 #define SM(n)           n##_avx2
 #define SM_ATTR         __attribute__((target("avx2,fma")))
 #include "dit_gemm_small.h"
-#undef SM_T
-#undef SM_W
-#undef SM_NB
-#undef SM_ZERO
-#undef SM_LOAD
-#undef SM_BCAST
-#undef SM_STORE
-#undef SM_FMA
-#undef SM_ADD
-#undef SM
-#undef SM_ATTR
 
 static const struct small_kernel sk_avx512 = {"avx512", 16, 12, tile_avx512};
 static const struct small_kernel sk_avx2 = {"avx2+fma", 8, 6, tile_avx2};

@@ -343,23 +343,31 @@ void dit_work_release(struct dit_work *w)
 
 /* --- forward --- */
 
+/* The product c = a wt^T (+ bias, epilogue) of one of the model's linear layers. */
+static struct dit_gemm layer_gemm(const struct dit_work *w, int m, int n, int k, const float *a,
+                                  int lda, const float *wt, const float *bias, float *c, int ldc,
+                                  enum dit_epilogue epi)
+{
+	return (struct dit_gemm){.m = m,
+	                         .n = n,
+	                         .k = k,
+	                         .a = a,
+	                         .lda = lda,
+	                         .w = wt,
+	                         .ldw = k,
+	                         .c = c,
+	                         .ldc = ldc,
+	                         .bias = bias,
+	                         .epi = epi,
+	                         .pack = w->pack,
+	                         .pack_len = w->pack_len};
+}
+
 static void linear(const struct dit_exec *ex, const struct dit_work *w, int m, int n, int k,
                    const float *a, int lda, const float *wt, const float *bias, float *c, int ldc,
                    enum dit_epilogue epi)
 {
-	struct dit_gemm g = {.m = m,
-	                     .n = n,
-	                     .k = k,
-	                     .a = a,
-	                     .lda = lda,
-	                     .w = wt,
-	                     .ldw = k,
-	                     .c = c,
-	                     .ldc = ldc,
-	                     .bias = bias,
-	                     .epi = epi,
-	                     .pack = w->pack,
-	                     .pack_len = w->pack_len};
+	struct dit_gemm g = layer_gemm(w, m, n, k, a, lda, wt, bias, c, ldc, epi);
 
 	dit_gemm(ex, &g);
 }
@@ -369,25 +377,13 @@ static void gated_linear(const struct dit_exec *ex, const struct dit_work *w, in
                          int k, const float *a, int lda, const float *wt, const float *bias,
                          float *c, float *x, const float *gate, int ld_gate)
 {
-	struct dit_gemm g = {.m = rows,
-	                     .n = n,
-	                     .k = k,
-	                     .a = a,
-	                     .lda = lda,
-	                     .w = wt,
-	                     .ldw = k,
-	                     .c = c,
-	                     .ldc = n,
-	                     .bias = bias,
-	                     .epi = DIT_EPI_GATED,
-	                     .x = x,
-	                     .ldx = n,
-	                     .gate = gate,
-	                     .ld_gate = ld_gate,
-	                     .row_seg = w->row_seg,
-	                     .pack = w->pack,
-	                     .pack_len = w->pack_len};
+	struct dit_gemm g = layer_gemm(w, rows, n, k, a, lda, wt, bias, c, n, DIT_EPI_GATED);
 
+	g.x = x;
+	g.ldx = n;
+	g.gate = gate;
+	g.ld_gate = ld_gate;
+	g.row_seg = w->row_seg;
 	dit_gemm(ex, &g);
 }
 
