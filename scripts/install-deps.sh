@@ -32,7 +32,21 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+# The official clients the black-box tests drive (npm, versions pinned in
+# tests/clients/package-lock.json; never used by the server itself).
+npm_clients() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/clients"
+  if [[ ! -f "$dir/node_modules/.package-lock.json" ||
+        "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+    command -v npm >/dev/null || { echo "install-deps: npm is needed for tests/clients" >&2; exit 1; }
+    echo "install-deps: npm ci in tests/clients" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
+  npm_clients
   exit 0
 fi
 
@@ -49,3 +63,4 @@ if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+npm_clients

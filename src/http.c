@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "faults.h"
+#include "form.h"
 #include "log.h"
 #include "media.h"
 #include "util.h"
@@ -380,13 +381,14 @@ static void hreq_free(struct hreq *h)
 		free(c);
 		c = n;
 	}
-	if (h->pp)
-		MHD_destroy_post_processor(h->pp);
+	if (h->form) {
+		form_release(h->form);
+		free(h->form);
+	}
 	if (h->resp)
 		MHD_destroy_response(h->resp);
 	if (h->in_fd >= 0)
 		close(h->in_fd);
-	json_decref(h->form);
 	buf_release(&h->body);
 	free(h);
 }
@@ -453,118 +455,6 @@ static void respond_unauthorized(struct server *s, struct hreq *h)
 	deliver(s, h, 401, resp);
 }
 
-/* --- multipart --- */
-
-static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const char *key,
-				     const char *filename, const char *content_type,
-				     const char *transfer_encoding, const char *data, uint64_t off,
-				     size_t size)
-{
-	struct hreq *h = cls;
-
-	if (h->form_error)
-		return MHD_YES;
-	if (!key) {
-		/* a part without a name (no name= in its Content-Disposition) */
-		h->form_error = 400;
-		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-			 "multipart part without a field name");
-		return MHD_YES;
-	}
-	if (off == 0 && (strcmp(key, "file") ? json_object_get(h->form, key) != NULL
-					     : h->in_fd >= 0)) {
-		/* off 0 starts a part: a name given twice is refused, not appended */
-		h->form_error = 400;
-		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-			 "form field %.40s is given more than once", key);
-		return MHD_YES;
-	}
-	if (!strcmp(key, "file")) {
-		if (h->in_fd < 0) {
-			h->in_fd = memfd_create("mediad-upload", MFD_CLOEXEC);
-			if (h->in_fd < 0) {
-				h->form_error = 500;
-				snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-					 "cannot store the upload");
-				return MHD_YES;
-			}
-		}
-		if (h->in_size + size > MAX_UPLOAD_BYTES ||
-		    h->in_size + size > (size_t)g_srv->cfg->max_request_body_bytes) {
-			h->form_error = 413;
-			snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-				 "file must be at most %u bytes", MAX_UPLOAD_BYTES);
-			return MHD_YES;
-		}
-		if (size && write_all(h->in_fd, data, size) < 0) {
-			h->form_error = 500;
-			snprintf(h->form_err_msg, sizeof(h->form_err_msg), "cannot store the upload");
-		}
-		h->in_size += size;
-		return MHD_YES;
-	}
-	if (filename) {
-		h->form_error = 422;
-		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-			 "file is required (multipart field \"file\"; got a file in field \"%.40s\")",
-			 key);
-		return MHD_YES;
-	}
-	if (!h->form)
-		h->form = json_object();
-	json_t *old = json_object_get(h->form, key);
-	size_t oldlen = old ? json_string_length(old) : 0;
-	if (oldlen + size > 65536) {
-		h->form_error = 413;
-		snprintf(h->form_err_msg, sizeof(h->form_err_msg), "form field %.40s is too long",
-			 key);
-		return MHD_YES;
-	}
-	char *v = xmalloc(oldlen + size + 1);
-	if (oldlen)
-		memcpy(v, json_string_value(old), oldlen);
-	memcpy(v + oldlen, data, size);
-	v[oldlen + size] = 0;
-	json_t *str = json_stringn(v, oldlen + size);
-	free(v);
-	if (!str) {
-		h->form_error = 422;
-		snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-			 "form field %.40s must be valid UTF-8", key);
-		return MHD_YES;
-	}
-	json_object_set_new(h->form, key, str);
-	return MHD_YES;
-}
-
-/* Turn multipart fields into the JSON shape validate.c expects. */
-static json_t *form_to_json(struct hreq *h)
-{
-	json_t *o = json_object();
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(h->form, k, v) {
-		const char *sv = json_string_value(v);
-		if (!strcmp(k, "stream")) {
-			int b;
-			if (parse_bool(sv, &b) == 0)
-				json_object_set_new(o, k, json_boolean(b));
-			else
-				json_object_set(o, k, v);
-		} else if (!strcmp(k, "temperature")) {
-			double d;
-			if (parse_double(sv, &d) == 0)
-				json_object_set_new(o, k, json_real(d));
-			else
-				json_object_set(o, k, v);
-		} else {
-			json_object_set(o, k, v);
-		}
-	}
-	return o;
-}
-
 /* --- inference admission --- */
 
 static uint64_t batch_key(enum task_kind kind, json_t *params)
@@ -611,23 +501,26 @@ static void handle_inference(struct server *s, struct hreq *h)
 	struct api_error err;
 	json_t *body = NULL, *params = NULL;
 	json_error_t jerr;
-	int multipart = h->pp != NULL;
+	int multipart = h->form != NULL;
 
 	if (h->too_large) {
 		respond_err(s, h, AE_TOO_LARGE, NULL, "request body exceeds MAX_REQUEST_BODY_BYTES");
 		return;
 	}
-	if (h->form_error) {
-		respond_err(s, h, api_err_from_status(h->form_error), "file", h->form_err_msg);
-		return;
-	}
 	if (multipart) {
+		form_finish(h->form);
+		if (h->form->status) {
+			respond_err(s, h, api_err_from_status(h->form->status),
+				    h->form->param[0] ? h->form->param : NULL, h->form->msg);
+			return;
+		}
+		h->in_fd = form_take_file(h->form, &h->in_size);
 		if (h->in_fd < 0) {
 			respond_err(s, h, AE_INVALID_FIELD, "file",
 				    "file is required (a multipart field named \"file\")");
 			return;
 		}
-		body = form_to_json(h);
+		body = form_json(h->form);
 		json_object_set_new(body, "file", json_string("AA=="));
 	} else {
 		if (h->body.len == 0) {
@@ -1196,10 +1089,11 @@ static int first_call(struct server *s, struct hreq *h, const char *url, const c
 	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
 	if (ct && !strncasecmp(ct, "multipart/form-data", 19) &&
 	    (h->match.route->task == TASK_TRANSCRIBE || h->match.route->task == TASK_TRANSLATE)) {
-		h->pp = MHD_create_post_processor(conn, 64 * 1024, on_form_field, h);
-		if (!h->pp) {
-			respond_err(s, h, AE_BAD_REQUEST, NULL,
-				    "multipart body without a valid boundary");
+		size_t file_max = MIN((size_t)MAX_UPLOAD_BYTES,
+				      (size_t)s->cfg->max_request_body_bytes);
+		h->form = xmalloc(sizeof(*h->form));
+		if (form_init(h->form, ct, file_max) < 0) {
+			respond_err(s, h, AE_BAD_REQUEST, "Content-Type", h->form->msg);
 			return 1;
 		}
 	}
@@ -1244,16 +1138,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		struct hconn *c = hc_of(conn);
 		if (c && c->phase == HC_BODY)
 			c->body_bytes += *upload_size;
-		if ((h->too_large || h->form_error) &&
+		if ((h->too_large || (h->form && h->form->status)) &&
 		    now_s() - h->t0 > s->cfg->connection_timeout_seconds)
 			return MHD_NO; /* discarding a body that does not end: close */
-		if (h->pp) {
-			if (MHD_post_process(h->pp, upload, *upload_size) != MHD_YES && !h->form_error) {
-				h->form_error = 400;
-				snprintf(h->form_err_msg, sizeof(h->form_err_msg),
-					 "malformed multipart body");
-			}
-		} else if (!h->too_large && buf_append(&h->body, upload, *upload_size) < 0) {
+		if (h->form)
+			form_feed(h->form, upload, *upload_size);
+		else if (!h->too_large && buf_append(&h->body, upload, *upload_size) < 0) {
 			h->too_large = 1;
 			buf_release(&h->body);
 		}

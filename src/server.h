@@ -26,6 +26,7 @@
 struct MHD_Daemon;
 struct MHD_Connection;
 struct MHD_Response;
+struct form;
 
 enum worker_state {
 	W_SPAWNING, /* process started, hello not yet seen */
@@ -94,12 +95,9 @@ struct hreq {
 	double t0;
 	struct buf body;
 	int too_large;
-	int in_fd;              /* multipart upload memfd */
+	int in_fd;              /* uploaded file (memfd), -1 none */
 	size_t in_size;
-	struct MHD_PostProcessor *pp;
-	json_t *form;           /* multipart fields */
-	int form_error;
-	char form_err_msg[160];
+	struct form *form;      /* multipart body being read, NULL for JSON */
 
 	int suspended;
 	int waiting_chunk;      /* suspended inside the stream reader */

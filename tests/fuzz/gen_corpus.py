@@ -192,10 +192,45 @@ def config():
     put("config", "argv_missing", "\0--service")
 
 
+# --- multipart: 4 bytes of split seed, Content-Type, '\n', body
+def multipart():
+    fixtures = os.path.join(os.path.dirname(ROOT), "..", "fixtures")
+    for name in ("openai-7.60.0-transcription.http", "openai-7.60.0-translation.http"):
+        with open(os.path.join(fixtures, name), "rb") as f:
+            raw = f.read()
+        head, body = raw.split(b"\r\n\r\n", 1)
+        ctype = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+                 if l.lower().startswith(b"content-type:")][0]
+        put("multipart", name.replace(".http", ""), b"\x01\x02\x03\x04" + ctype + b"\n" + body)
+    b = b"fuzzb"
+    ct = b"multipart/form-data; boundary=" + b + b"\n"
+    def part(name, value, filename=None):
+        disp = b'form-data; name="' + name + b'"'
+        if filename:
+            disp += b'; filename="' + filename + b'"'
+        return b"--" + b + b"\r\nContent-Disposition: " + disp + b"\r\n\r\n" + value + b"\r\n"
+    end = b"--" + b + b"--\r\n"
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(40))
+    seeds = {
+        "fields_and_file": part(b"model", b"m") + part(b"file", wav, b"a.wav") + end,
+        "repeated_field": part(b"language", b"en") + part(b"language", b"fr") + end,
+        "repeated_file": part(b"file", wav, b"a") + part(b"file", wav, b"b") + end,
+        "nameless": b"--" + b + b"\r\nContent-Type: text/plain\r\n\r\nx\r\n" + end,
+        "preamble_epilogue": b"junk\r\n" + part(b"a", b"\r\n--fuzz") + end + b"tail",
+        "truncated": part(b"file", wav, b"a.wav")[:-7],
+        "utf8": part(b"prompt", "caf\u00e9 \u2603".encode()) + end,
+        "quoted": b"--" + b + b'  \r\nContent-Disposition: form-data; name="a\\"b"; '
+                  b"filename=x\r\n\r\nv\r\n" + end,
+    }
+    for name, body in seeds.items():
+        put("multipart", name, b"\x07\x00\x00\x00" + ct + body)
+
+
 if __name__ == "__main__":
     router()
     validate()
     safetensors()
     config()
+    multipart()
     base64_seeds()
     audio_in()
