@@ -193,9 +193,11 @@ check-tsan: deps
 	  echo "check-tsan: $$(echo $$reports | wc -w) ThreadSanitizer report(s) in $(TSAN_LOGS)"; fail=1; fi; \
 	[ -z "$$fail" ]
 
-lint:
-	clang-format --dry-run --Werror $(SRC) $(wildcard src/*.h src/*/*.h)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -Isrc $(SRC)
+# format (clang-format, report only), layering (scripts/layering.py against
+# docs/architecture.md, on the objects of $(BUILD)), the checker's tests,
+# cppcheck: see scripts/lint.sh.
+lint: all
+	BUILD=$(BUILD) bash scripts/lint.sh
 
 soak: all
 	MEDIAD_BIN=$(CURDIR)/$(BUILD)/mediad /usr/bin/python3 tests/soak/soak.py --seconds $${SOAK_SECONDS:-60}
