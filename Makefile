@@ -79,6 +79,12 @@ $(BUILD)/mediad: $(MAIN_OBJ) $(BUILD)/libmediad.a
 $(BUILD)/mediad-%: tools/%.c $(BUILD)/libmediad.a
 	$(CC) $(ALL_CFLAGS) -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmediad.a $(LIBS)
 
+# A script may name a product by its absolute path (bench/run.sh exports
+# MEDIAD_BIN=$PWD/build/mediad): build it under its relative name.
+# (.PRECIOUS: built that way, a tool is not an intermediate file to delete)
+$(abspath $(BUILD))/%: $(BUILD)/% ;
+.PRECIOUS: $(BUILD)/mediad-%
+
 # --as-needed: a test records only the libraries it calls (most never load
 # libavcodec and the dozens of codec libraries behind it; see check-valgrind).
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmediad.a
