@@ -29,11 +29,15 @@ PORT=${BENCH_PORT:-18791}
 BIN=${MEDIAD_BIN:-build/mediad}
 OUT=bench/results/dit
 mkdir -p "$OUT"
-make --no-print-directory "$BIN" "$(dirname "$BIN")/mediad-ditbench" >/dev/null
+# make knows its products by their names relative to the repo root
+# (build/mediad-ditbench); run.sh passes an absolute MEDIAD_BIN, so ask for the
+# relative names (a fresh clone has no mediad-ditbench yet).
+BIN_DIR=$(realpath -m --relative-to=. "$(dirname "$BIN")")
+make --no-print-directory "$BIN_DIR/mediad" "$BIN_DIR/mediad-ditbench" >/dev/null
 
 echo "== compute (mediad-ditbench, $THREADS threads)"
 # shellcheck disable=SC2086
-"$(dirname "$BIN")/mediad-ditbench" --threads "$THREADS" --size "$SIZE" --steps "$STEPS" \
+"$BIN_DIR/mediad-ditbench" --threads "$THREADS" --size "$SIZE" --steps "$STEPS" \
 	$PRESETS | tee "$OUT/compute.txt"
 
 SERVER_PID=""

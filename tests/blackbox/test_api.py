@@ -9,15 +9,15 @@ import io
 import json
 import math
 import re
-import socket
-import struct
 import subprocess
 import uuid
 import wave
 
 import pytest
 
-from conftest import AUTH, FAST, Server
+from harness import (AUTH, FAST, Server, assert_json_error, hdr, jpeg_size, multipart,
+                     png_size, raw_http, start_server, stop_server, strip_json_strings,
+                     wav_bytes)
 
 ORG = {"X-TT-Organization": "org-a"}
 OTHER_ORG = {"X-TT-Organization": "org-b"}
@@ -30,119 +30,22 @@ PROMTOOL = "/usr/bin/promtool"
 def srv():
     env = dict(FAST)
     env["MODEL_SERVICE"] = "all"
-    s = Server(env)
+    s = start_server(env)
     try:
-        s.wait_ready()
         yield s
     finally:
-        if s.stop() is None:
-            s.proc.kill()
-            s.proc.wait()
+        stop_server(s)
 
 
 def make_wav(seconds=1.0, rate=16000, freq=440.0):
     """A mono 16-bit PCM WAV of a sine tone."""
     n = int(seconds * rate)
-    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / rate)))
-                      for i in range(n))
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(frames)
-    return out.getvalue()
+    return wav_bytes((int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(n)),
+                     rate)
 
 
 WAV = make_wav(1.0)
 WAV_B64 = base64.b64encode(WAV).decode()
-
-
-def multipart(fields, files):
-    """A multipart/form-data body built by hand: (body bytes, content type)."""
-    boundary = "----mediad-test-" + uuid.uuid4().hex
-    out = []
-    for name, value in fields.items():
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
-                    % (boundary, name, value)).encode())
-    for name, (filename, ctype, data) in files.items():
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
-                    "Content-Type: %s\r\n\r\n" % (boundary, name, filename, ctype)).encode()
-                   + data + b"\r\n")
-    out.append(("--%s--\r\n" % boundary).encode())
-    return b"".join(out), "multipart/form-data; boundary=" + boundary
-
-
-def raw_http(port, data, timeout=15):
-    """Send raw bytes, read until the server closes: (status, headers, body)."""
-    chunks = []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sk:
-        try:
-            sk.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may answer (and close) before reading everything
-        while True:
-            try:
-                b = sk.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            chunks.append(b)
-    raw = b"".join(chunks)
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    assert lines[0].startswith(b"HTTP/1."), raw[:200]
-    status = int(lines[0].split()[1])
-    headers = []
-    for line in lines[1:]:
-        k, _, v = line.partition(b":")
-        headers.append((k.strip().decode("latin-1"), v.strip().decode("latin-1")))
-    return status, headers, body
-
-
-def hdr(headers, name):
-    return [v for k, v in headers if k.lower() == name.lower()]
-
-
-def assert_json_error(r, status, param=None, words=()):
-    """r is a JSON error of this status in both shapes clients read."""
-    assert r.status == status, (r.status, r.body[:500])
-    assert (r.header("Content-Type") or "").startswith("application/json"), r.headers
-    body = r.json()
-    err = body["error"]
-    assert isinstance(err["message"], str) and err["message"]
-    assert err["code"] == status
-    assert isinstance(err["type"], str) and err["type"]
-    assert body["detail"] == err["message"]
-    if param is not None:
-        assert err["param"] == param, body
-    for w in words:
-        assert w.lower() in err["message"].lower(), (w, body)
-    return body
-
-
-def png_size(data):
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
-
-
-def jpeg_size(data):
-    """(width, height) from the first SOFn marker of a JPEG."""
-    assert data[:3] == b"\xff\xd8\xff", data[:8]
-    assert data[-2:] == b"\xff\xd9"
-    i = 2
-    while i < len(data) - 9:
-        assert data[i] == 0xFF, "bad JPEG marker at %d" % i
-        marker = data[i + 1]
-        seglen = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
-                      0xCF):
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return w, h
-        i += 2 + seglen
-    raise AssertionError("no SOF marker in the JPEG")
 
 
 def image(srv, **body):
@@ -159,10 +62,6 @@ def decoded_images(body):
     for img, d in zip(body["images"], body["data"]):
         assert d["b64_json"] == img
     return [base64.b64decode(i, validate=True) for i in body["images"]]
-
-
-def strip_json_strings(text):
-    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
 
 
 def valid_image_ok(srv):
@@ -852,9 +751,7 @@ def test_empty_api_key_does_not_open_the_server():
                           headers={"Authorization": token})
             assert_json_error(r, 401)
     finally:
-        if s.stop() is None:
-            s.proc.kill()
-            s.proc.wait()
+        stop_server(s)
 
 
 # --- bad input ----------------------------------------------------------------

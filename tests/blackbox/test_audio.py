@@ -11,20 +11,18 @@ import array
 import base64
 import ctypes
 import ctypes.util
-import io
 import json
 import os
 import re
 import time
 import uuid
-import wave
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import AUTH, FAST, Server
+from harness import (AUTH, FAST, ROOT, assert_json_error, inject, metric_sum, multipart, read_wav,
+                     start_server, stop_server, wav_bytes)
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CANARY = os.path.join(ROOT, "data", "canary.wav")
 CANARY_TEXT = "please turn off the lights"
 STT = "/v1/audio/transcriptions"
@@ -55,24 +53,6 @@ SENTENCES = [
 
 
 # --- audio helpers ------------------------------------------------------------
-
-def read_wav(data):
-    """(samples as array('h'), rate, channels) of a 16-bit WAV."""
-    with wave.open(io.BytesIO(data)) as w:
-        assert w.getsampwidth() == 2
-        frames = w.readframes(w.getnframes())
-        return array.array("h", frames), w.getframerate(), w.getnchannels()
-
-
-def make_wav(samples, rate, channels=1):
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return out.getvalue()
-
 
 def resample(samples, rate, new_rate):
     """Linear interpolation: plenty for speech, and not the server's code."""
@@ -145,7 +125,7 @@ def multi_utterance_clip(gaps=(1.0, 1.2)):
     for g in gaps:
         out.extend(array.array("h", bytes(2 * int(g * rate))))
         out.extend(s)
-    return make_wav(out, rate), len(out) / rate
+    return wav_bytes(out, rate), len(out) / rate
 
 
 def words(text):
@@ -164,27 +144,14 @@ def edit_distance(ref, hyp):
 
 # --- HTTP helpers ---------------------------------------------------------------
 
-def multipart(fields, files):
-    boundary = "----mediad-audio-" + uuid.uuid4().hex
-    out = []
-    for name, value in fields.items():
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
-                    % (boundary, name, value)).encode())
-    for name, (filename, ctype, data) in files.items():
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
-                    "Content-Type: %s\r\n\r\n" % (boundary, name, filename, ctype)).encode()
-                   + data + b"\r\n")
-    out.append(("--%s--\r\n" % boundary).encode())
-    return b"".join(out), "multipart/form-data; boundary=" + boundary
-
-
 def transcribe(s, data, style="multipart", field="file", timeout=60, **fields):
     if style == "json":
         body = {"file": base64.b64encode(data).decode()}
         body.update(fields)
         return s.post(STT, body, timeout=timeout)
     form = {k: ("true" if v is True else str(v)) for k, v in fields.items()}
-    raw, ctype = multipart(form, {field: ("clip.bin", "application/octet-stream", data)})
+    raw, ctype = multipart(form, {field: ("clip.bin", "application/octet-stream", data)},
+                           prefix="----mediad-audio-")
     return s.request("POST", STT, headers=dict(AUTH, **{"Content-Type": ctype}), raw=raw,
                      timeout=timeout)
 
@@ -195,59 +162,23 @@ def speech(s, text, timeout=60, **fields):
     return s.post(TTS, body, timeout=timeout)
 
 
-def assert_json_error(r, statuses, words_in_message=()):
-    assert r.status in statuses, (r.status, r.body[:400])
-    assert (r.header("Content-Type") or "").startswith("application/json"), r.headers
-    body = r.json()
-    msg = body["error"]["message"]
-    assert msg and body["detail"] == msg and body["error"]["code"] == r.status
-    for w in words_in_message:
-        assert w.lower() in msg.lower(), (w, msg)
-    return msg
-
-
-def metric_sum(s, name, **labels):
-    total = 0.0
-    for line in s.get("/metrics").body.decode().splitlines():
-        if not line.startswith(name):
-            continue
-        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
-
-
-def start(env):
-    s = Server(env)
-    try:
-        s.wait_ready(timeout=60)
-    except BaseException:
-        s.stop()
-        raise
-    return s
-
-
-def stop(s):
-    if s.stop() is None:
-        s.proc.kill()
-        s.proc.wait()
+def assert_error_message(r, statuses, words_in_message=()):
+    """r is a JSON error of one of statuses: its message."""
+    return assert_json_error(r, statuses, words=words_in_message)["error"]["message"]
 
 
 @pytest.fixture(scope="module")
 def stt():
-    s = start(dict(FAST, MODEL_RUNNER="sphinx", MODEL_SERVICE="audio"))
+    s = start_server(dict(FAST, MODEL_RUNNER="sphinx", MODEL_SERVICE="audio"), 60)
     yield s
-    stop(s)
+    stop_server(s)
 
 
 @pytest.fixture(scope="module")
 def tts():
-    s = start(dict(FAST, MODEL_RUNNER="flite", MODEL_SERVICE="tts"))
+    s = start_server(dict(FAST, MODEL_RUNNER="flite", MODEL_SERVICE="tts"), 60)
     yield s
-    stop(s)
+    stop_server(s)
 
 
 # --- sphinx -----------------------------------------------------------------------
@@ -256,7 +187,7 @@ def test_canary_in_every_format_and_both_upload_styles(stt, tmp_path):
     s16, rate, _ = read_wav(canary_bytes())
     variants = {
         "wav 16k mono (shipped)": canary_bytes(),
-        "wav 44.1k stereo": make_wav(to_stereo(resample(s16, rate, 44100)), 44100, 2),
+        "wav 44.1k stereo": wav_bytes(to_stereo(resample(s16, rate, 44100)), 44100, 2),
         "flac 16k mono": sndfile_encode(s16, rate, 1, "flac", tmp_path),
         "flac 48k stereo": sndfile_encode(to_stereo(resample(s16, rate, 48000)), 48000, 2,
                                           "flac", tmp_path),
@@ -335,7 +266,7 @@ def test_bad_uploads_are_4xx_json_and_the_worker_keeps_serving(server_factory, t
                        MAX_AUDIO_DURATION_SECONDS="1.5")
     pid = s.worker_pid()
     good, _, _ = read_wav(canary_bytes())
-    short = make_wav(good[:16000], 16000)  # 1 s: under the 1.5 s limit
+    short = wav_bytes(good[:16000], 16000)  # 1 s: under the 1.5 s limit
     full = canary_bytes()                  # 1.98 s: over it
     flac = sndfile_encode(good[:16000], 16000, 1, "flac", tmp_path)
 
@@ -363,13 +294,13 @@ def test_bad_uploads_are_4xx_json_and_the_worker_keeps_serving(server_factory, t
     for name, kw, statuses, must in cases:
         data = kw.pop("data")
         r = transcribe(s, data, **kw)
-        msg = assert_json_error(r, statuses, must)
+        msg = assert_error_message(r, statuses, must)
         print("%-24s %d %s" % (name, r.status, msg))
         still_serving()
     r = s.post(STT, {"file": "not base64 at all!"})
-    assert_json_error(r, (400, 422), ("file",))
+    assert_error_message(r, (400, 422), ("file",))
     r = transcribe(s, short, "json", language="fr")
-    assert_json_error(r, (422,), ("language",))
+    assert_error_message(r, (422,), ("language",))
     still_serving()
 
 
@@ -393,8 +324,7 @@ def check_corrupt_deep(s, request, capsys, runner):
     with capsys.disabled():
         print("\n%s deep probe: mean %.1f ms over %d probes" % (runner, 1000 * total / n, n))
     assert metric_sum(s, "mediad_canary_probes_total", depth="deep", outcome="miss") == 0
-    r = s.post("/debug/faults", {"worker": "0", "fault": "corrupt_deep"})
-    assert r.status == 200, r.body
+    inject(s, "0", "corrupt_deep")
     s.wait_for(lambda: s.get("/health").status == 503, 20, what="/health 503 after corrupt_deep")
     err = s.get("/health").json()["error"]
     assert "deep" in err and "digest" in err, err
@@ -468,9 +398,9 @@ def test_voices_speed_and_errors(tts):
     print("durations", durs, "speed 0.5: %.2f s, 2.0: %.2f s" % (d_slow, d_fast))
     assert d_slow > 1.6 * durs["slt"] and d_fast < 0.7 * durs["slt"]
     r = speech(tts, text, voice="alloy")
-    assert_json_error(r, (422,), ("voice", "slt", "rms"))
+    assert_error_message(r, (422,), ("voice", "slt", "rms"))
     r = speech(tts, "   \n ")
-    assert_json_error(r, (422,), ("input",))
+    assert_error_message(r, (422,), ("input",))
     r = s_post_text(tts)
     assert r.status == 200 and r.header("Content-Type") == "audio/wav"
 

@@ -2,7 +2,7 @@
 2-10 and 14-15): per-worker probes, the state machine, gating of /health,
 /tt-liveness and the inference routes, kill-switches, metrics and logs.
 
-Every scenario runs its own server with the test-sized settings of conftest
+Every scenario runs its own server with the test-sized settings of harness.py
 (wait 1 s, probe timeouts 1 s, tick 0.1 s, 2 misses -> dead, no grace) and,
 unless a test says otherwise, CANARY_ON_DEAD=gate so that a dead worker stays
 observable instead of being restarted. Faults are injected through
@@ -14,15 +14,14 @@ a margin of MARGIN seconds for this shared machine, lower bounds that follow
 from the probe timeout, and "fast" answers (well under 100 ms) that the
 contract promises for health routes and for 503s of a gated server."""
 import os
-import re
 import signal
 import statistics
-import threading
 import time
 
 import pytest
 
-from conftest import AUTH, FAST
+from harness import (FAST, IMG, IMG_BODY, Call, clear_faults, infer, inject, metrics,
+                     mseries, msum, wait_all_ready, winfo)
 
 # --- settings and bounds ------------------------------------------------------
 
@@ -37,8 +36,6 @@ DETECT_BOUND = WAIT + MISSES * (TIMEOUT + TICK) + TICK
 # Same with every probe deep (CANARY_DEEP_EVERY_N=1): the deep timeout applies.
 DETECT_BOUND_DEEP = WAIT + MISSES * (DEEP_TIMEOUT + TICK) + TICK
 
-IMG = "/v1/images/generations"
-IMG_BODY = {"prompt": "a lighthouse at dusk", "seed": 7, "num_inference_steps": 4}
 INFER_ROUTES = [
     (IMG, IMG_BODY),
     ("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
@@ -56,68 +53,9 @@ def gate_env(**kw):
 
 # --- helpers ------------------------------------------------------------------
 
-def infer(s, path=IMG, body=None, timeout=30):
-    return s.post(path, IMG_BODY if body is None and path == IMG else body, timeout=timeout)
-
-
-def inject(s, worker, fault, count=None, value=None):
-    body = {"worker": worker, "fault": fault}
-    if count is not None:
-        body["count"] = count
-    if value is not None:
-        body["value"] = value
-    r = s.post("/debug/faults", body)
-    assert r.status == 200, r.body
-    return r
-
-
-def clear_faults(s):
-    r = s.request("DELETE", "/debug/faults", headers=AUTH)
-    assert r.status == 200, r.body
-
-
-def winfo(s, wid="0"):
-    return s.liveness()["worker_info"][wid]
-
-
-def wait_all_ready(s, n, timeout=15):
-    def ok():
-        info = s.liveness()["worker_info"]
-        return len(info) == n and all(w["is_ready"] for w in info.values())
-    s.wait_for(ok, timeout, what="all %d workers ready" % n)
-
-
 def wait_canary(s, wid, state, timeout):
     s.wait_for(lambda: winfo(s, wid)["canary_state"] == state, timeout,
                what="worker %s canary %s" % (wid, state))
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)\s*$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def metrics(s):
-    """[(name, {labels}, value)] of the Prometheus text at /metrics."""
-    r = s.get("/metrics")
-    assert r.status == 200
-    out = []
-    for line in r.body.decode().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        assert m, "unparsable metrics line: %r" % line
-        out.append((m.group(1), dict(_LABEL.findall(m.group(2) or "")), float(m.group(3))))
-    return out
-
-
-def msum(samples, name, **labels):
-    return sum(v for n, l, v in samples
-               if n == name and all(l.get(k) == x for k, x in labels.items()))
-
-
-def mseries(samples, name, **labels):
-    return [(l, v) for n, l, v in samples
-            if n == name and all(l.get(k) == x for k, x in labels.items())]
 
 
 def transitions(s, to=None):
@@ -151,33 +89,6 @@ def assert_fast_503(s, routes=INFER_ROUTES, n=3):
     info = s.liveness()
     assert info["queue_size"] == 0
     assert all(w["in_flight"] == 0 for w in info["worker_info"].values())
-
-
-class Call(threading.Thread):
-    """Run fn() in the background; .result or the exception, .done_at."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.result = None
-        self.error = None
-        self.started_at = time.monotonic()
-        self.done_at = None
-        self.start()
-
-    def run(self):
-        try:
-            self.result = self.fn()
-        except Exception as e:  # reported by get()
-            self.error = e
-        self.done_at = time.monotonic()
-
-    def get(self, timeout=60):
-        self.join(timeout)
-        assert not self.is_alive(), "request did not finish in %s s" % timeout
-        if self.error:
-            raise self.error
-        return self.result
 
 
 def health_latencies(s, n=15):

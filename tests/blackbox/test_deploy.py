@@ -15,7 +15,6 @@ The notify socket is a unix datagram socket the test binds in a temp dir;
 libsystemd's sd_notify() sends to it exactly as it would to systemd's.
 WATCHDOG_PID stays unset: sd_watchdog_enabled() would otherwise require it to
 be the supervisor's pid."""
-import json
 import os
 import re
 import shutil
@@ -30,9 +29,8 @@ import time
 
 import pytest
 
-from conftest import AUTH, BIN, Server
+from harness import AUTH, BIN, ROOT, Server, run_bin
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 UNIT = os.path.join(ROOT, "deploy", "systemd", "mediad.service")
 DEPLOYMENT = os.path.join(ROOT, "deploy", "k8s", "deployment.yaml")
 SERVICE = os.path.join(ROOT, "deploy", "k8s", "service.yaml")
@@ -232,12 +230,8 @@ def test_no_watchdog_pings_without_watchdog_usec(server_factory, notify):
 # --- exit codes the unit's Restart= policy relies on --------------------------
 
 def run_mediad(env_extra, tmp_path, timeout=30):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MOCK_", "CANARY_", "MODEL_", "SERVICE_", "NOTIFY_", "WATCHDOG_"))}
-    env.update({"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": "0"})
-    env.update(env_extra)
-    return subprocess.run([BIN], env=env, cwd=str(tmp_path), capture_output=True,
-                          timeout=timeout)
+    return run_bin(env_extra, cwd=str(tmp_path), timeout=timeout,
+                   scrub=("NOTIFY_", "WATCHDOG_"))
 
 
 @pytest.mark.parametrize("var,value", [

@@ -3,7 +3,7 @@ cpu device through the whole path, the deep probe that replays the warmed
 forward, and the safetensors weights loader.
 
 Every server runs MODEL_RUNNER=dit with the tiny preset and MODEL_SERVICE=image,
-with conftest's test-sized canary settings. Images are small (64 to 128
+with harness.py's test-sized canary settings. Images are small (64 to 128
 pixels a side, 4 to 8 steps), a fraction of a second each on 2 shared cores.
 PNG and JPEG sizes are read from the IHDR chunk and the SOF marker by hand.
 Weights files come from build/mediad-mkweights (next to the mediad binary)."""
@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from conftest import AUTH, BIN
+from harness import BIN, IMG, clear_faults, inject, jpeg_size, png_size
 
-IMG = "/v1/images/generations"
 MKWEIGHTS = os.path.join(os.path.dirname(BIN), "mediad-mkweights")
 DIT = {"MODEL_RUNNER": "dit", "DIT_PRESET": "tiny", "MODEL_SERVICE": "image"}
 
@@ -36,30 +35,6 @@ def dit(server_factory):
 
 
 # --- image helpers ------------------------------------------------------------
-
-def png_size(data):
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    length, kind = struct.unpack(">I4s", data[8:16])
-    assert kind == b"IHDR" and length == 13
-    return struct.unpack(">II", data[16:24])
-
-
-def jpeg_size(data):
-    assert data[:2] == b"\xff\xd8", "not a JPEG"
-    i = 2
-    while i + 4 <= len(data):
-        assert data[i] == 0xFF, "bad JPEG marker at %d" % i
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        seglen = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return w, h
-        i += 2 + seglen
-    raise AssertionError("no SOF marker in the JPEG")
-
 
 def generate(s, **body):
     body.setdefault("prompt", "a lighthouse on a cliff")
@@ -175,11 +150,6 @@ def deep_env(**kw):
                    CANARY_DEEP_EVERY_N=1, **kw)
 
 
-def inject(s, worker, fault):
-    r = s.post("/debug/faults", {"worker": worker, "fault": fault})
-    assert r.status == 200, r.body
-
-
 def test_deep_probe_passes_then_catches_corrupt_deep(server_factory):
     s = server_factory(deep_env())
     # healthy deep probes first: the replay matches the golden digest
@@ -201,8 +171,7 @@ def test_deep_probe_passes_then_catches_corrupt_deep(server_factory):
     flips = [l for l in s.log_lines(level="warn") if "corrupt_deep flips" in l.get("msg", "")]
     assert flips, "the runner logs the weight it flipped"
     # the flip is undone after each replay: clearing the fault brings it back
-    r = s.request("DELETE", "/debug/faults", headers=AUTH)
-    assert r.status == 200
+    clear_faults(s)
     s.wait_for(lambda: s.get("/health").status == 200, 15, what="recovery after the fault")
 
 

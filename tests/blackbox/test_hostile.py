@@ -22,33 +22,17 @@ import uuid
 
 import pytest
 
-from conftest import AUTH, API_KEY, FAST, Server
+from harness import (AUTH, API_KEY, FAST, ROOT, assert_json_error, connect, hdr, json_error,
+                     start_server, stop_server, wav_bytes)
 
 TIMEOUT = 2          # CONNECTION_TIMEOUT_SECONDS of the shared server
 MAX_CONN = 64        # MAX_CONNECTIONS of the shared server
 ORG = {"X-TT-Organization": "org-hostile"}
 IMAGE = {"prompt": "still alive", "width": 64, "height": 64, "num_inference_steps": 4}
-SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src")
+SRC = os.path.join(ROOT, "src")
 
 
 # --- fixtures and helpers ---------------------------------------------------
-
-def start(env):
-    s = Server(env)
-    try:
-        s.wait_ready()
-    except BaseException:
-        s.proc.kill()
-        s.proc.wait()
-        raise
-    return s
-
-
-def stop(s):
-    if s.stop() is None:
-        s.proc.kill()
-        s.proc.wait()
-
 
 READ_TIMEOUT = 3     # REQUEST_HEADER_TIMEOUT_SECONDS and REQUEST_BODY_TIMEOUT_SECONDS
 MIN_RATE = 1024      # REQUEST_BODY_MIN_RATE (bytes/s)
@@ -61,11 +45,11 @@ SHARED_ENV = dict(FAST, MODEL_SERVICE="all", CONNECTION_TIMEOUT_SECONDS=str(TIME
 
 @pytest.fixture(scope="module")
 def shared():
-    holder = {"server": start(SHARED_ENV)}
+    holder = {"server": start_server(SHARED_ENV)}
     try:
         yield holder
     finally:
-        stop(holder["server"])
+        stop_server(holder["server"])
 
 
 @pytest.fixture
@@ -73,8 +57,8 @@ def srv(shared):
     """The shared server; a case that killed it fails (still_serving), and the
     next case gets a fresh one instead of a cascade of connection errors."""
     if shared["server"].proc.poll() is not None:
-        stop(shared["server"])
-        shared["server"] = start(SHARED_ENV)
+        stop_server(shared["server"])
+        shared["server"] = start_server(SHARED_ENV)
     return shared["server"]
 
 
@@ -86,10 +70,6 @@ def still_serving(s):
     r = s.post("/v1/images/generations", IMAGE, timeout=30)
     assert r.status == 200, (r.status, r.body[:300])
     assert r.json()["images"]
-
-
-def connect(s, timeout=10):
-    return socket.create_connection(("127.0.0.1", s.port), timeout=timeout)
 
 
 def read_until_closed(sk, limit):
@@ -162,32 +142,6 @@ def parse_responses(raw):
             body, raw = rest, b""
         out.append((status, headers, body))
     return out
-
-
-def hdr(headers, name):
-    return [v for k, v in headers if k.lower() == name.lower()]
-
-
-def json_error(status, body, want, param=None, words=()):
-    """body is a JSON error of status want in both shapes clients read; the
-    bytes are valid UTF-8 JSON."""
-    assert status == want, (status, body[:400])
-    b = json.loads(body.decode("utf-8"))  # strict: invalid UTF-8 fails here
-    err = b["error"]
-    assert err["code"] == want, b
-    assert isinstance(err["message"], str) and err["message"], b
-    assert b["detail"] == err["message"], b
-    if param is not None:
-        assert err["param"] == param, b
-    for w in words:
-        assert w.lower() in err["message"].lower(), (w, b)
-    return b
-
-
-def assert_error(r, status, param=None, words=()):
-    """A conftest Response that is a JSON error (status may be a set)."""
-    want = r.status if isinstance(status, (set, tuple)) and r.status in status else status
-    return json_error(r.status, r.body, want, param, words)
 
 
 def post_raw(s, path, data, headers=None, timeout=30):
@@ -562,7 +516,7 @@ INVALID_UTF8 = {
 @pytest.mark.parametrize("case", sorted(INVALID_UTF8))
 def test_invalid_utf8_in_json(srv, case):
     r = post_raw(srv, "/v1/images/generations", INVALID_UTF8[case])
-    assert_error(r, {400, 422})
+    assert_json_error(r, {400, 422})
     still_serving(srv)
 
 
@@ -582,14 +536,14 @@ def test_nul_in_json_strings(srv, path, body, param):
     """\\u0000 inside a JSON string: 422 naming the field (validate.c's rule),
     not a parser error that leaks jansson's flag names."""
     r = post_raw(srv, path, body)
-    b = assert_error(r, 422, param=param)
+    b = assert_json_error(r, 422, param=param)
     assert "JSON_ALLOW_NUL" not in b["error"]["message"]
     still_serving(srv)
 
 
 def test_nul_in_json_key(srv):
     r = post_raw(srv, "/v1/images/generations", b'{"prompt":"x","a\\u0000b":1}')
-    assert_error(r, {400, 422})
+    assert_json_error(r, {400, 422})
     still_serving(srv)
 
 
@@ -621,7 +575,7 @@ def test_numbers_out_of_range(srv, body, statuses, param):
     """Out-of-range numbers: 422 naming the field when the parser reads them,
     400 naming the problem when jansson cannot hold them (1e400, 2**70)."""
     r = post_raw(srv, "/v1/images/generations", body)
-    b = assert_error(r, statuses)
+    b = assert_json_error(r, statuses)
     if r.status == 422:
         assert b["error"]["param"] == param, b
     still_serving(srv)
@@ -634,7 +588,7 @@ def test_deeply_nested_json(srv):
                  b"[" * 100000 + b"]" * 100000):
         t0 = time.monotonic()
         r = post_raw(srv, "/v1/images/generations", body)
-        assert_error(r, 400)
+        assert_json_error(r, 400)
         assert time.monotonic() - t0 < 10
     # nesting the parser accepts but the rules refuse
     deep = b'{"model":"m","dataset":' + b'{"a":' * 400 + b"1" + b"}" * 400 + b"}"
@@ -652,21 +606,17 @@ def test_duplicate_keys(srv):
                  b'{"prompt":"x","seed":1,"seed":1}',
                  b'{"prompt":"x","extra":{"a":1,"a":2}}'):
         r = post_raw(srv, "/v1/images/generations", body)
-        assert_error(r, 400, words=["duplicate"])
+        assert_json_error(r, 400, words=["duplicate"])
     r = post_raw(srv, "/v1/chat/completions",
                  b'{"messages":[{"role":"user","role":"system","content":"x"}]}')
-    assert_error(r, 400, words=["duplicate"])
+    assert_json_error(r, 400, words=["duplicate"])
     still_serving(srv)
 
 
 # --- multipart -----------------------------------------------------------------
 
 def wav(n=800, rate=8000):
-    import struct
-    data = b"".join(struct.pack("<h", (i * 37) % 2000 - 1000) for i in range(n))
-    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
-            struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" +
-            struct.pack("<I", len(data)) + data)
+    return wav_bytes([(i * 37) % 2000 - 1000 for i in range(n)], rate)
 
 
 def multipart(parts, boundary):
@@ -696,10 +646,10 @@ def test_multipart_duplicate_fields(srv):
     body = multipart([("file", "a.wav", wav()), ("language", None, b"en"),
                       ("language", None, b"fr")], b)
     r = post_multipart(srv, body, "multipart/form-data; boundary=" + b)
-    assert_error(r, {400, 422}, words=["language"])
+    assert_json_error(r, {400, 422}, words=["language"])
     body = multipart([("file", "a.wav", wav()), ("file", "b.wav", wav())], b)
     r = post_multipart(srv, body, "multipart/form-data; boundary=" + b)
-    assert_error(r, {400, 422}, words=["file"])
+    assert_json_error(r, {400, 422}, words=["file"])
     still_serving(srv)
 
 
@@ -713,7 +663,7 @@ def test_multipart_part_without_name(srv):
         body = (b"--" + b.encode() + b"\r\n" + head + b"\r\nhello\r\n" +
                 multipart([("file", "a.wav", wav())], b))
         r = post_multipart(srv, body, "multipart/form-data; boundary=" + b)
-        assert_error(r, {400, 422})
+        assert_json_error(r, {400, 422})
         assert srv.proc.poll() is None, "mediad exited: " + srv.log_text()
     still_serving(srv)
 
@@ -968,11 +918,11 @@ def test_public_routes_are_only_the_documented_ones():
 
 @pytest.fixture(scope="module")
 def auth_srv():
-    s = start(dict(FAST, MODEL_SERVICE="all", ENABLE_FAULT_INJECTION="true"))
+    s = start_server(dict(FAST, MODEL_SERVICE="all", ENABLE_FAULT_INJECTION="true"))
     try:
         yield s
     finally:
-        stop(s)
+        stop_server(s)
 
 
 BAD_KEYS = [None, "Bearer wrong-key", "Bearer " + API_KEY + "x", "Bearer " + API_KEY[:-1],

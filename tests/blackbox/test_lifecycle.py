@@ -3,36 +3,26 @@
 budget, SIGTERM drain, and startup configuration errors. One server per
 scenario, since each needs its own settings."""
 import base64
-import io
 import json
 import math
 import os
 import re
 import signal
-import socket
-import struct
-import subprocess
 import tempfile
 import threading
 import time
-import wave
 
 import pytest
 
-from conftest import AUTH, BIN
+from harness import AUTH, Call, connect, run_bin, strip_json_strings, wav_bytes
 
 ORG = {"X-TT-Organization": "org-a"}
 
 
 def _wav_b64(seconds=0.5, rate=16000):
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(6000 * math.sin(i / 5.0)))
-                               for i in range(int(seconds * rate))))
-    return base64.b64encode(out.getvalue()).decode()
+    n = int(seconds * rate)
+    return base64.b64encode(wav_bytes((int(6000 * math.sin(i / 5.0)) for i in range(n)),
+                                      rate)).decode()
 
 
 WAV_B64 = _wav_b64()
@@ -75,7 +65,7 @@ def assert_503_json(r, what=""):
     assert r.header("Retry-After"), (what, r.headers)
     assert r.header("X-Request-Id"), (what, r.headers)
     # compact JSON: no whitespace outside strings
-    assert not re.search(r"\s", re.sub(r'"(?:[^"\\]|\\.)*"', '""', r.body.decode())), \
+    assert not re.search(r"\s", strip_json_strings(r.body.decode())), \
         (what, r.body)
     return body
 
@@ -105,31 +95,6 @@ def wait_all_ready(s, n, timeout=20):
 
 def in_flight(s, wid="0"):
     return s.liveness()["worker_info"][wid]["in_flight"]
-
-
-class Bg(threading.Thread):
-    """Run fn in the background; result / error available after join()."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.result = None
-        self.error = None
-        self.finished_at = None
-
-    def run(self):
-        try:
-            self.result = self.fn()
-        except BaseException as e:  # noqa: B902 - reported by the test
-            self.error = e
-        self.finished_at = time.monotonic()
-
-    def get(self, timeout=60):
-        self.join(timeout)
-        assert not self.is_alive(), "background request did not finish"
-        if self.error:
-            raise self.error
-        return self.result
 
 
 # --- warming up and ready -------------------------------------------------------
@@ -271,11 +236,11 @@ def test_queue_bound_counts_waiting_requests_in_a_burst(server_factory):
     req = (b"POST /v1/images/generations HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
            b"Authorization: Bearer test-key\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    socks = [socket.create_connection(("127.0.0.1", s.port), timeout=30) for _ in range(6)]
+    socks = [connect(s, timeout=30) for _ in range(6)]
     s.get("/health")  # the connections above are accepted by now
     for sk in socks:
         sk.sendall(req)
-    readers = [Bg(lambda sk=sk: read_status(sk)) for sk in socks]
+    readers = [Call(lambda sk=sk: read_status(sk), start=False) for sk in socks]
     for t in readers:
         t.start()
 
@@ -305,14 +270,14 @@ def test_sigkill_worker_with_request_in_flight(server_factory):
     # a long warmup keeps the restarted worker unready for a while
     s = server_factory(MOCK_LATENCY_MS="3000", MOCK_WARMUP_SECONDS="1.5")
     pid = s.worker_pid()
-    req = Bg(lambda: s.post("/v1/images/generations", SMALL_IMAGE, timeout=60))
+    req = Call(lambda: s.post("/v1/images/generations", SMALL_IMAGE, timeout=60), start=False)
     req.start()
     s.wait_for(lambda: in_flight(s) == 1, 10, what="request in flight")
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     r = req.get()
     # failed at once, not after the 3 s the request would have taken
-    assert req.finished_at - killed_at < 2.0, req.finished_at - killed_at
+    assert req.done_at - killed_at < 2.0, req.done_at - killed_at
     body = assert_503_json(r, "in-flight request on a killed worker")
     assert body["error"]["code"] == 503
     assert "worker" in error_text(body).lower(), body
@@ -396,7 +361,7 @@ def test_sigterm_drains_and_exits_zero(server_factory):
     s = server_factory(DEVICE_IDS="(0),(1)", MOCK_LATENCY_MS="3000")
     wait_all_ready(s, 2)
     pids = [s.worker_pid("0"), s.worker_pid("1")]
-    req = Bg(lambda: s.post("/v1/images/generations", SMALL_IMAGE, timeout=60))
+    req = Call(lambda: s.post("/v1/images/generations", SMALL_IMAGE, timeout=60), start=False)
     req.start()
     s.wait_for(lambda: in_flight(s, "0") + in_flight(s, "1") == 1, 10,
                what="request in flight")
@@ -483,15 +448,6 @@ def test_restart_budget_exhausted(server_factory):
 
 
 # --- startup configuration ---------------------------------------------------------
-
-def run_bin(env_over, args=(), cwd=None, timeout=10):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MOCK_", "CANARY_", "MODEL_", "SERVICE_"))}
-    env.update({"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": "0"})
-    env.update(env_over)
-    return subprocess.run([BIN, *args], env=env, cwd=cwd, capture_output=True,
-                          timeout=timeout)
-
 
 @pytest.mark.parametrize("var,value,accepted", [
     ("SERVICE_PORT", "abc", ["0", "65535"]),

@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import AUTH, FAST
+from harness import (AUTH, FAST, Call, assert_json_error, infer, inject, metrics, msum,
+                     wait_all_ready, winfo)
 
 WAIT = float(FAST["CANARY_WAIT_SECONDS"])
 TIMEOUT = float(FAST["CANARY_PROBE_TIMEOUT_SECONDS"])
@@ -36,34 +37,8 @@ WARMUP_TIMEOUT = 2.0                 # WORKER_WARMUP_TIMEOUT_SECONDS of the warm
 WARMUP_BOUND = WARMUP_TIMEOUT + TICK  # a worker not READY by then is dead in warmup
 FIRST_BACKOFF = 0.1                  # restart backoff with no restart in the window
 
-IMG = "/v1/images/generations"
-IMG_BODY = {"prompt": "a lighthouse at dusk", "seed": 7, "num_inference_steps": 4}
-
 
 # --- helpers ------------------------------------------------------------------
-
-def infer(s, timeout=30):
-    return s.post(IMG, IMG_BODY, timeout=timeout)
-
-
-def inject(s, worker, fault, count=None):
-    body = {"worker": worker, "fault": fault}
-    if count is not None:
-        body["count"] = count
-    r = s.post("/debug/faults", body)
-    assert r.status == 200, r.body
-
-
-def winfo(s, wid="0"):
-    return s.liveness()["worker_info"][wid]
-
-
-def wait_all_ready(s, n, timeout=15):
-    def ok():
-        info = s.liveness()["worker_info"]
-        return len(info) == n and all(w["is_ready"] for w in info.values())
-    s.wait_for(ok, timeout, what="all %d workers ready" % n)
-
 
 def wait_restarted(s, wid, old_pid, count=1, timeout=RECOVER_WAIT):
     """Worker wid runs a new process, is ready, and has restarted count times."""
@@ -72,62 +47,6 @@ def wait_restarted(s, wid, old_pid, count=1, timeout=RECOVER_WAIT):
         return (w["restart_count"] == count and w["pid"] not in (0, old_pid)
                 and w["is_ready"] and w["state"] == "ready")
     s.wait_for(ok, timeout, what="worker %s restarted (%d) and ready" % (wid, count))
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)\s*$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def metrics(s):
-    r = s.get("/metrics")
-    assert r.status == 200
-    out = []
-    for line in r.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            m = _SAMPLE.match(line)
-            assert m, "unparsable metrics line: %r" % line
-            out.append((m.group(1), dict(_LABEL.findall(m.group(2) or "")),
-                        float(m.group(3))))
-    return out
-
-
-def msum(samples, name, **labels):
-    return sum(v for n, l, v in samples
-               if n == name and all(l.get(k) == x for k, x in labels.items()))
-
-
-def assert_json_error(r, codes=(503, 504)):
-    assert r.status in codes, (r.status, r.body)
-    assert r.header("Content-Type").startswith("application/json"), r.headers
-    body = r.json()
-    assert body["error"]["code"] == r.status and body["detail"], body
-    return body
-
-
-class Call(threading.Thread):
-    """Run fn() in the background; .get() returns its result or raises."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.result = None
-        self.error = None
-        self.done_at = None
-        self.start()
-
-    def run(self):
-        try:
-            self.result = self.fn()
-        except Exception as e:
-            self.error = e
-        self.done_at = time.monotonic()
-
-    def get(self, timeout=60):
-        self.join(timeout)
-        assert not self.is_alive(), "request did not finish in %s s" % timeout
-        if self.error:
-            raise self.error
-        return self.result
 
 
 def cont(s, pid):
@@ -164,7 +83,7 @@ def test_hang_mid_request_answers_fast_and_restarts(server_factory):
     r = infer(s, timeout=60)
     print("hang_run: client answered %d after %.3f s (bound %.2f s + %.1f)"
           % (r.status, r.elapsed, STALL_BOUND, MARGIN))
-    body = assert_json_error(r)
+    body = assert_json_error(r, (503, 504))
     assert "worker 0" in body["detail"], body
     assert r.elapsed <= STALL_BOUND + MARGIN
     assert r.elapsed >= PROGRESS - 0.05, "answered before the progress budget ran out"
@@ -192,7 +111,7 @@ def test_sigstop_mid_request_answers_fast_and_restarts(server_factory):
         elapsed = call.done_at - t0
         print("SIGSTOP mid-request: client answered %d %.3f s after the stop "
               "(bound %.2f s + %.1f)" % (r.status, elapsed, STALL_BOUND, MARGIN))
-        assert_json_error(r)
+        assert_json_error(r, (503, 504))
         assert elapsed <= STALL_BOUND + MARGIN
         # the last progress step was at most one step (0.1 s) before the stop
         assert elapsed >= PROGRESS - 0.1 - 0.05
@@ -262,7 +181,7 @@ def test_sigkill_fails_inflight_at_once_and_the_other_worker_serves(server_facto
         rs = sorted((c.get(30) for c in calls), key=lambda r: r.status)
         killed = [c for c in calls if c.result.status != 200]
         assert [r.status for r in rs] == [200, 503], [(r.status, r.body) for r in rs]
-        body = assert_json_error(rs[1], codes=(503,))
+        body = assert_json_error(rs[1], (503,))
         assert "worker 0" in body["detail"], body
         seen = killed[0].done_at - t0
         print("SIGKILL: in-flight request answered 503 %.3f s after the kill" % seen)
@@ -329,7 +248,7 @@ def test_restart_budget_exhausted_stays_dead_and_livez_503(server_factory, how):
     err = s.get("/health").json()["error"]
     assert "worker 0" in err and "restart budget" in err, err
     r = infer(s, timeout=5)
-    assert_json_error(r, codes=(503,))
+    assert_json_error(r, (503,))
     assert r.elapsed < 1.0
 
 
@@ -596,7 +515,7 @@ def test_every_worker_hangs_in_warmup_until_budget_spent_then_livez_503(server_f
         assert s.get(path).status == 503, path
     err = s.get("/health").json()["error"]
     assert "worker 0" in err and "worker 1" in err and "warmup timed out" in err, err
-    assert_json_error(infer(s, timeout=5), codes=(503,))
+    assert_json_error(infer(s, timeout=5), (503,))
     # it stays that way: no further spawn for longer than a warmup deadline
     time.sleep(max(0.0, t_dead + WARMUP_BOUND - time.monotonic()))
     assert len(starts(s, "0")) == 2 and len(starts(s, "1")) == 2

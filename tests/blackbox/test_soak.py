@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from conftest import BIN
+from harness import BIN
 
 SOAK = os.path.join(os.path.dirname(__file__), "..", "soak", "soak.py")
 SECONDS = 40

@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "media.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ipc.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

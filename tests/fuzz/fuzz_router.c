@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "router.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

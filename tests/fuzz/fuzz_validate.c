@@ -29,6 +29,7 @@
 #include "apierr.h"
 #include "task.h"
 #include "validate.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

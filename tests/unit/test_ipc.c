@@ -35,6 +35,7 @@
 #include <cmocka.h>
 
 #include "ipc.h"
+#include "banned.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)

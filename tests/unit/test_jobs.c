@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "jobs.h"
+#include "banned.h"
 
 static int fd_is_open(int fd)
 {

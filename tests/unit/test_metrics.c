@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "metrics.h"
+#include "banned.h"
 
 #define V(...) ((const char *const[]){__VA_ARGS__})
 

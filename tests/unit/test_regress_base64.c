@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "media.h"
+#include "banned.h"
 
 static int in_alphabet(int c)
 {

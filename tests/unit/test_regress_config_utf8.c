@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "banned.h"
 
 static void check_setting(const char *name, const char *value)
 {

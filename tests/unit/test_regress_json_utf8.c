@@ -20,6 +20,7 @@
 
 #include "apierr.h"
 #include "buf.h"
+#include "banned.h"
 
 static const char *const hostile[] = {
 	"Not Found: /\xff\xfe",               /* bytes that never start UTF-8 */

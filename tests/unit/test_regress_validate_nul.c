@@ -18,6 +18,7 @@
 
 #include "apierr.h"
 #include "validate.h"
+#include "banned.h"
 
 static void expect_422(const char *text, const char *param)
 {

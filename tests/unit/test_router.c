@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "router.h"
+#include "banned.h"
 
 #define TEST_ID "job-7f3a_9"
 

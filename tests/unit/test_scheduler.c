@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "scheduler.h"
+#include "banned.h"
 
 #define TIMEOUT 10.0
 

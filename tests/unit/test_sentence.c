@@ -16,6 +16,7 @@
 
 #include "datafile.h"
 #include "sentence.h"
+#include "banned.h"
 
 #define MAXS 16
 

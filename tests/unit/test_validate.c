@@ -17,6 +17,7 @@
 
 #include "apierr.h"
 #include "validate.h"
+#include "banned.h"
 
 struct bad_case {
 	const char *body;
