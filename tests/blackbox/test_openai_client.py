@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import FAST
+from harness import FAST, Server
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CLIENTS = os.path.join(ROOT, "tests", "clients")
@@ -117,7 +117,7 @@ def with_repeated_model(body):
 
 @pytest.fixture(scope="module")
 def mock_srv():
-    from conftest import Server
+
     s = Server(dict(FAST, MOCK_LATENCY_MS="1"))
     s.wait_ready()
     yield s
