@@ -47,7 +47,7 @@ PS_CFLAGS = $(shell pkg-config --cflags pocketsphinx 2>/dev/null)
 PS_LIBS = $(shell pkg-config --libs pocketsphinx 2>/dev/null)
 LIBS = $(PKG_LIBS) $(PS_LIBS) $(FLITE_LIBS) -lblis -lm
 
-SRC := $(wildcard src/*.c src/devices/*.c src/runners/*.c)
+SRC := $(wildcard src/*.c src/devices/*.c src/runners/*.c src/runners/*/*.c)
 MAIN_SRC := src/main.c
 LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
