@@ -230,6 +230,7 @@ FUZZ_SRC_safetensors := src/safetensors.c
 FUZZ_SRC_audio_in := src/audio_in.c
 FUZZ_SRC_config := src/config.c
 FUZZ_SRC_multipart := src/multipart.c src/form.c
+FUZZ_SRC_gguf := src/runners/llama/gguf.c
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz

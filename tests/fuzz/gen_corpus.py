@@ -226,11 +226,55 @@ def multipart():
         put("multipart", name, b"\x07\x00\x00\x00" + ct + body)
 
 
+# --- gguf: a whole file (corpus/gguf/regress_newline_in_name is a fuzz finding kept by hand:
+# a tensor name with a newline once made a two-line refusal)
+def gguf():
+    def s(x):
+        x = x.encode() if isinstance(x, str) else x
+        return struct.pack("<Q", len(x)) + x
+
+    def kv(key, vtype, payload):
+        return s(key) + struct.pack("<I", vtype) + payload
+
+    def tensor(name, dims, ttype, off):
+        return (s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+                + struct.pack("<IQ", ttype, off))
+
+    def build(version, kvs, tensors, data, align=32):
+        head = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs)) + b"".join(kvs)
+        head += b"".join(tensors)
+        head += b"\0" * ((-len(head)) % align)
+        return head + data
+
+    toks = [b"<unk>", b"<s>", b"</s>"] + [b"<0x%02X>" % i for i in range(4)] + ["\u2581the".encode()]
+    kvs = [kv("general.architecture", 8, s("llama")), kv("llama.context_length", 4, struct.pack("<I", 128)),
+           kv("llama.embedding_length", 4, struct.pack("<I", 32)),
+           kv("llama.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-5)),
+           kv("tokenizer.ggml.add_bos_token", 7, b"\x01"), kv("t.i8", 1, b"\xff"), kv("t.u16", 2, b"\x01\x02"),
+           kv("t.i16", 3, b"\xff\xff"), kv("t.i32", 5, struct.pack("<i", -3)), kv("t.u64", 10, struct.pack("<Q", 9)),
+           kv("t.i64", 11, struct.pack("<q", -9)), kv("t.f64", 12, struct.pack("<d", 0.5)), kv("t.u8", 0, b"\x07"),
+           kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(toks)) + b"".join(s(t) for t in toks)),
+           kv("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, len(toks)) + b"".join(struct.pack("<f", -i) for i in range(len(toks)))),
+           kv("tokenizer.ggml.token_type", 9, struct.pack("<IQ", 5, len(toks)) + b"".join(struct.pack("<i", 1) for _ in toks))]
+    f32 = b"".join(struct.pack("<f", i * 0.25) for i in range(64))
+    q8 = (struct.pack("<e", 0.5) + bytes(range(32))) * 2
+    tensors = [tensor("token_embd.weight", [32, 2], 0, 0), tensor("blk.0.attn_q.weight", [64], 8, 256)]
+    data = f32[:256] + q8 + b"\0" * 28
+    put("gguf", "llama_v3", build(3, kvs, tensors, data))
+    put("gguf", "llama_v2", build(2, kvs, tensors, data))
+    put("gguf", "aligned_64", build(3, kvs + [kv("general.alignment", 4, struct.pack("<I", 64))],
+                                    [tensor("a", [16], 0, 0), tensor("b", [16], 1, 64)],
+                                    f32[:64] + b"\0" * 0 + f32[:32] + b"\0" * 32, 64))
+    put("gguf", "empty", build(3, [], [], b""))
+    put("gguf", "metadata_only", build(3, kvs[:5], [], b""))
+
+
 if __name__ == "__main__":
     router()
     validate()
     safetensors()
     config()
     multipart()
+    gguf()
     base64_seeds()
     audio_in()

@@ -75,6 +75,10 @@ static int bad(struct cursor *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
 	va_end(ap);
+	/* names come from the file: keep the error one printable line */
+	for (char *p = c->err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -EINVAL;
 }
 
