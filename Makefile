@@ -37,17 +37,22 @@ endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) -I/usr/include/blis $(SANFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pthread $(SANFLAGS) $(LDFLAGS)
-FLITE_LIBS := -lflite_cmu_us_slt -lflite_cmu_us_rms -lflite_cmu_us_awb -lflite_cmu_us_kal16 \
-              -lflite_cmu_us_kal -lflite_usenglish -lflite_cmulex -lflite
-# pocketsphinx's include path carries its own err.h/heap.h that would shadow
-# glibc's: only the sphinx runner gets it.
-PS_CFLAGS = $(shell pkg-config --cflags pocketsphinx 2>/dev/null)
-PS_LIBS = $(shell pkg-config --libs pocketsphinx 2>/dev/null)
-LIBS = $(PKG_LIBS) $(PS_LIBS) $(FLITE_LIBS) -lblis -lm
 
-SRC := $(wildcard src/*.c src/devices/*.c src/runners/*.c)
+# Runners: every folder src/runners/<name>/ is one runner, built from all its
+# .c files. Its runner.mk (optional) declares what only it needs:
+#   RUNNER_CFLAGS_<name>  compile flags for the folder's files only
+#   RUNNER_LIBS_<name>    libraries the binary links for it
+# Adding a runner never edits this Makefile.
+RUNNERS := $(notdir $(patsubst %/,%,$(dir $(wildcard src/runners/*/*.c))))
+RUNNERS := $(sort $(RUNNERS))
+include $(wildcard src/runners/*/runner.mk)
+$(foreach r,$(RUNNERS),$(eval $(BUILD)/src/runners/$(r)/%.o: ALL_CFLAGS += $$(RUNNER_CFLAGS_$(r))))
+RUNNER_LIBS := $(foreach r,$(RUNNERS),$(RUNNER_LIBS_$(r)))
+LIBS = $(PKG_LIBS) $(RUNNER_LIBS) -lm
+
+SRC := $(wildcard src/*.c src/worker/*.c src/devices/*.c src/runners/*.c src/runners/*/*.c)
 MAIN_SRC := src/main.c
 LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -61,8 +66,6 @@ all: $(BUILD)/mediad $(BUILD)/mediad-mkweights
 
 deps:
 	@bash scripts/install-deps.sh
-
-$(BUILD)/src/runners/sphinx.o: ALL_CFLAGS += $(PS_CFLAGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -194,7 +197,7 @@ check-tsan: deps
 	[ -z "$$fail" ]
 
 lint:
-	clang-format --dry-run --Werror $(SRC) $(wildcard src/*.h src/*/*.h)
+	clang-format --dry-run --Werror $(SRC) $(wildcard src/*.h src/*/*.h src/*/*/*.h)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance -Isrc $(SRC)
 
 soak: all
@@ -219,7 +222,7 @@ FUZZ_SRC_router := src/router.c
 FUZZ_SRC_validate := src/validate.c src/apierr.c
 FUZZ_SRC_base64 := src/media.c
 FUZZ_SRC_safetensors := src/safetensors.c
-FUZZ_SRC_audio_in := src/audio_in.c
+FUZZ_SRC_audio_in := src/runners/sphinx/audio_in.c
 FUZZ_SRC_config := src/config.c
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 

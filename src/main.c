@@ -10,7 +10,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 struct role {
 	int worker;

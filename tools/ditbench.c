@@ -27,9 +27,9 @@
 
 #include "buf.h"
 #include "device.h"
-#include "dit_kernels.h"
-#include "dit_model.h"
-#include "dit_sampler.h"
+#include "runners/dit/dit_kernels.h"
+#include "runners/dit/dit_model.h"
+#include "runners/dit/dit_sampler.h"
 #include "log.h"
 #include "media.h"
 #include "util.h"

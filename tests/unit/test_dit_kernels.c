@@ -1,4 +1,4 @@
-/* test_dit_kernels.c: unit tests of the dit runner's kernels (src/dit_kernels.c)
+/* test_dit_kernels.c: unit tests of the dit runner's kernels (src/runners/dit/dit_kernels.c)
  * against plain double-precision reference implementations.
  *
  * Tolerances (float32 kernels against double references):
@@ -30,7 +30,7 @@
 #include <cmocka.h>
 
 #include "device.h"
-#include "dit_kernels.h"
+#include "runners/dit/dit_kernels.h"
 #include "log.h"
 #include "util.h"
 

@@ -1,4 +1,4 @@
-/* runners/sphinx.c: speech to text with pocketsphinx and the en-us model.
+/* runners/sphinx/sphinx.c: speech to text with pocketsphinx and the en-us model.
  *
  * Service `audio`: POST /v1/audio/transcriptions (and /translations, which
  * for an English-only model is the same transcription). The upload is

@@ -1,5 +1,5 @@
 /* worker.c: the worker process loop. See worker.h. */
-#include "worker.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -18,7 +18,7 @@
 
 #include "apierr.h"
 #include "device.h"
-#include "dit_kernels.h"
+#include "runners/dit/dit_kernels.h"
 #include "faults.h"
 #include "ipc.h"
 #include "log.h"

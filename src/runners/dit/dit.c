@@ -1,4 +1,4 @@
-/* runners/dit.c: the dit runner, image generation with a diffusion
+/* runners/dit/dit.c: the dit runner, image generation with a diffusion
  * transformer on the cpu device (dit_model.h, dit_sampler.h).
  *
  * open: BLIS set up, the device's pool as the execution context.

@@ -10,7 +10,7 @@
  * mediad's own kernel, which reads the weights once in place and gives
  * BLIS's packed path's bits (dit_kernels.c says how, and checks it once per
  * process before using it). Element-wise kernels (layer norm, softmax, GELU, SiLU,
- * exp; src/dit_vec.h) are written on GCC vector types, 4 lanes on the
+ * exp; dit_vec.h) are written on GCC vector types, 4 lanes on the
  * x86-64 baseline and 8 lanes with FMA when the CPU has AVX2 and FMA (chosen
  * once per process); every element, tail included, gets the same
  * arithmetic.

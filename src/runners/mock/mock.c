@@ -1,4 +1,4 @@
-/* runners/mock.c: the mock runner, a test and drill tool (never the product).
+/* runners/mock/mock.c: the mock runner, a test and drill tool (never the product).
  *
  * It serves every service with well-formed, deterministic outputs of the
  * right shape: a seeded picture as PNG/JPEG, a short tone as WAV/FLAC/OGG, a

@@ -1,4 +1,4 @@
-/* runners/flite.c: text to speech with flite's voices.
+/* runners/flite/flite.c: text to speech with flite's voices.
  *
  * Service `tts`: POST /v1/audio/speech. Voices are the ones Debian's
  * flite1-dev links: slt (the default), rms, awb (clustergen, 16 kHz), kal16
