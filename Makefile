@@ -27,7 +27,7 @@ SELFCHECK := -DMEDIAD_SELF_CHECK
 endif
 
 OPT ?= -O2
-CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -D_GNU_SOURCE $(SELFCHECK)
+CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -iquote include -D_GNU_SOURCE $(SELFCHECK)
 ifeq ($(DEVELOPER),1)
 CFLAGS_BASE += -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -Wformat=2 -Wvla

@@ -26,7 +26,7 @@
 #include "util.h"
 
 struct rig {
-	struct device dev;
+	struct mediad_device dev;
 	struct dit_exec ex;
 	struct dit_model m;
 	struct dit_work w;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "media.h"
 #include "runner.h"
+#include "mock.h"
 #include "util.h"
 #include "validate.h"
 
@@ -32,7 +33,7 @@
 
 struct mock {
 	const struct config *cfg;
-	const struct device *dev;
+	const struct mediad_device *dev;
 	int golden_taken;
 	float w[DIM * DIM];
 };
@@ -59,7 +60,7 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
-static int mock_open(const struct config *cfg, struct device *dev, void **state, char *err,
+static int mock_open(const struct config *cfg, struct mediad_device *dev, void **state, char *err,
 		     size_t errlen)
 {
 	struct mock *m = xcalloc(1, sizeof(*m));
