@@ -62,7 +62,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check unit blackbox check-san check-valgrind check-tsan clean lint bench soak
-all: $(BUILD)/mediad $(BUILD)/mediad-mkweights
+all: $(BUILD)/mediad $(BUILD)/mediad-mkweights $(BUILD)/mediad-device-cpu.so
 
 deps:
 	@bash scripts/install-deps.sh
@@ -77,6 +77,28 @@ $(BUILD)/libmediad.a: $(LIB_OBJ)
 
 $(BUILD)/mediad: $(MAIN_OBJ) $(BUILD)/libmediad.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/libmediad.a $(LIBS)
+
+# Device plugins (include/mediad/device.h). The cpu backend again, as a
+# shared object: src/devices/cpu.c and the helpers it calls, compiled -fPIC
+# with hidden visibility, plus the entry in src/plugins/device_cpu.c (the one
+# exported symbol). Test-only plugins the loader must refuse:
+# tests/plugins/X.c -> $(BUILD)/tests/plugins/X.so.
+PLUGIN_CPU_SRC := src/devices/cpu.c src/faults.c src/log.c src/util.c src/buf.c \
+                  src/plugins/device_cpu.c
+PLUGIN_CPU_OBJ := $(PLUGIN_CPU_SRC:%.c=$(BUILD)/pic/%.o)
+PLUGIN_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
+
+$(BUILD)/mediad-device-cpu.so: $(PLUGIN_CPU_OBJ)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-z,defs -o $@ $^ -lm
+
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -MF $@.d $(ALL_LDFLAGS) -shared -o $@ $<
 
 # tools/X.c -> $(BUILD)/mediad-X (mkweights; ditbench for bench/dit.sh)
 $(BUILD)/mediad-%: tools/%.c $(BUILD)/libmediad.a
@@ -94,10 +116,10 @@ run: deps
 	MODEL_RUNNER=$${MODEL_RUNNER:-dit} DIT_PRESET=$${DIT_PRESET:-small} \
 	  ./$(BUILD)/mediad --port $${SERVICE_PORT:-8000}
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; MEDIAD_SRC=$(CURDIR) ./$$t; done
 
-blackbox: $(BUILD)/mediad
+blackbox: $(BUILD)/mediad $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	MEDIAD_BIN=$(CURDIR)/$(BUILD)/mediad /usr/bin/python3 -m pytest -q -x tests/blackbox $(PYTEST_ARGS)
 
 check: deps
@@ -131,7 +153,8 @@ VALGRIND_FLAGS := --leak-check=full --show-leak-kinds=definite,indirect,possible
 PAR = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
 
 check-valgrind: deps
-	@$(MAKE) --no-print-directory DEVELOPER=1 $(PAR) $(UNIT_BIN) $(VG_DIR)/libhwy.so.1
+	@$(MAKE) --no-print-directory DEVELOPER=1 $(PAR) $(UNIT_BIN) $(VG_DIR)/libhwy.so.1 \
+	  $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	@rm -f $(VG_DIR)/*.log $(VG_DIR)/*.failed
 	@$(MAKE) --no-print-directory DEVELOPER=1 $(PAR) valgrind-unit
 
@@ -179,7 +202,7 @@ TSAN_UNIT := $(UNIT_SRC:tests/unit/%.c=$(TSAN_BUILD)/tests/%)
 
 check-tsan: deps
 	@$(MAKE) --no-print-directory DEVELOPER=1 SANITIZE=thread BUILD=$(TSAN_BUILD) $(PAR) \
-	  all $(TSAN_UNIT)
+	  all $(TSAN_UNIT) $(TEST_PLUGINS:$(BUILD)/%=$(TSAN_BUILD)/%)
 	@readelf -d $(TSAN_BUILD)/mediad | grep -q libtsan || \
 	  { echo "$(TSAN_BUILD)/mediad is not built with ThreadSanitizer"; exit 1; }
 	@rm -rf $(TSAN_LOGS); mkdir -p $(TSAN_LOGS); fail=; \
@@ -249,4 +272,5 @@ fuzz:
 clean:
 	rm -rf build build-san build-tsan
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(wildcard $(BUILD)/mediad-*.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(wildcard $(BUILD)/mediad-*.d) \
+  $(PLUGIN_CPU_OBJ:.o=.d) $(TEST_PLUGINS:=.d)
