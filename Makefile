@@ -238,7 +238,7 @@ FUZZ_SECONDS ?= 10
 FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-              -iquote src -D_GNU_SOURCE $(PKG_CFLAGS)
+              -iquote src -iquote include -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_COMMON := src/buf.c src/util.c src/log.c
 FUZZ_SRC_ipc := src/ipc.c
 FUZZ_SRC_router := src/router.c
@@ -246,7 +246,10 @@ FUZZ_SRC_validate := src/validate.c src/apierr.c
 FUZZ_SRC_base64 := src/media.c
 FUZZ_SRC_safetensors := src/safetensors.c
 FUZZ_SRC_audio_in := src/runners/sphinx/audio_in.c
-FUZZ_SRC_config := src/config.c
+# config.c parses MODEL_RUNNER and DEVICE against the real registries; the
+# runners' ops are stubs (tests/fuzz/runner_ops_stub.c)
+FUZZ_SRC_config := src/config.c src/runners/registry.c tests/fuzz/runner_ops_stub.c \
+                   src/devices/registry.c src/devices/cpu.c src/devices/mock.c src/faults.c
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz
