@@ -275,7 +275,7 @@ int main(int argc, char **argv)
 	                 .gemm = 1024,
 	                 .rounds = 4,
 	                 .small_rows = DIT_GEMM_SMALL_M};
-	struct device dev = {.ops = &device_cpu_ops};
+	struct mediad_device dev = {.ops = &device_cpu_ops};
 	struct dit_exec ex;
 	char err[256];
 	int n = 0, bad = 0;

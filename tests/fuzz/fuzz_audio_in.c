@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "runners/sphinx/audio_in.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

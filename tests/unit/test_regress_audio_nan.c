@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "runners/sphinx/audio_in.h"
+#include "banned.h"
 
 static void put32(uint8_t *p, uint32_t v)
 {

@@ -16,6 +16,7 @@
 
 #include "runners/sphinx/datafile.h"
 #include "runners/flite/sentence.h"
+#include "banned.h"
 
 #define MAXS 16
 
