@@ -27,7 +27,7 @@ SELFCHECK := -DMEDIAD_SELF_CHECK
 endif
 
 OPT ?= -O2
-CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -D_GNU_SOURCE $(SELFCHECK)
+CFLAGS_BASE := -std=gnu17 $(OPT) -g -pthread -MMD -MP -iquote src -iquote include -D_GNU_SOURCE $(SELFCHECK)
 ifeq ($(DEVELOPER),1)
 CFLAGS_BASE += -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -Wformat=2 -Wvla
@@ -37,17 +37,22 @@ endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) -I/usr/include/blis $(SANFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pthread $(SANFLAGS) $(LDFLAGS)
-FLITE_LIBS := -lflite_cmu_us_slt -lflite_cmu_us_rms -lflite_cmu_us_awb -lflite_cmu_us_kal16 \
-              -lflite_cmu_us_kal -lflite_usenglish -lflite_cmulex -lflite
-# pocketsphinx's include path carries its own err.h/heap.h that would shadow
-# glibc's: only the sphinx runner gets it.
-PS_CFLAGS = $(shell pkg-config --cflags pocketsphinx 2>/dev/null)
-PS_LIBS = $(shell pkg-config --libs pocketsphinx 2>/dev/null)
-LIBS = $(PKG_LIBS) $(PS_LIBS) $(FLITE_LIBS) -lblis -lm
 
-SRC := $(wildcard src/*.c src/devices/*.c src/runners/*.c src/runners/*/*.c)
+# Runners: every folder src/runners/<name>/ is one runner, built from all its
+# .c files. Its runner.mk (optional) declares what only it needs:
+#   RUNNER_CFLAGS_<name>  compile flags for the folder's files only
+#   RUNNER_LIBS_<name>    libraries the binary links for it
+# Adding a runner never edits this Makefile.
+RUNNERS := $(notdir $(patsubst %/,%,$(dir $(wildcard src/runners/*/*.c))))
+RUNNERS := $(sort $(RUNNERS))
+include $(wildcard src/runners/*/runner.mk)
+$(foreach r,$(RUNNERS),$(eval $(BUILD)/src/runners/$(r)/%.o: ALL_CFLAGS += $$(RUNNER_CFLAGS_$(r))))
+RUNNER_LIBS := $(foreach r,$(RUNNERS),$(RUNNER_LIBS_$(r)))
+LIBS = $(PKG_LIBS) $(RUNNER_LIBS) -lm
+
+SRC := $(wildcard src/*.c src/worker/*.c src/devices/*.c src/runners/*.c src/runners/*/*.c)
 MAIN_SRC := src/main.c
 LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -57,12 +62,10 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check unit blackbox check-san check-valgrind check-tsan clean lint bench soak
-all: $(BUILD)/mediad $(BUILD)/mediad-mkweights
+all: $(BUILD)/mediad $(BUILD)/mediad-mkweights $(BUILD)/mediad-device-cpu.so
 
 deps:
 	@bash scripts/install-deps.sh
-
-$(BUILD)/src/runners/sphinx.o: ALL_CFLAGS += $(PS_CFLAGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,6 +77,28 @@ $(BUILD)/libmediad.a: $(LIB_OBJ)
 
 $(BUILD)/mediad: $(MAIN_OBJ) $(BUILD)/libmediad.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/libmediad.a $(LIBS)
+
+# Device plugins (include/mediad/device.h). The cpu backend again, as a
+# shared object: src/devices/cpu.c and the helpers it calls, compiled -fPIC
+# with hidden visibility, plus the entry in src/plugins/device_cpu.c (the one
+# exported symbol). Test-only plugins the loader must refuse:
+# tests/plugins/X.c -> $(BUILD)/tests/plugins/X.so.
+PLUGIN_CPU_SRC := src/devices/cpu.c src/faults.c src/log.c src/util.c src/buf.c \
+                  src/plugins/device_cpu.c
+PLUGIN_CPU_OBJ := $(PLUGIN_CPU_SRC:%.c=$(BUILD)/pic/%.o)
+PLUGIN_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
+
+$(BUILD)/mediad-device-cpu.so: $(PLUGIN_CPU_OBJ)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-z,defs -o $@ $^ -lm
+
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -MF $@.d $(ALL_LDFLAGS) -shared -o $@ $<
 
 # tools/X.c -> $(BUILD)/mediad-X (mkweights; ditbench for bench/dit.sh)
 $(BUILD)/mediad-%: tools/%.c $(BUILD)/libmediad.a
@@ -97,10 +122,10 @@ run: deps
 	MODEL_RUNNER=$${MODEL_RUNNER:-dit} DIT_PRESET=$${DIT_PRESET:-small} \
 	  ./$(BUILD)/mediad --port $${SERVICE_PORT:-8000}
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; MEDIAD_SRC=$(CURDIR) ./$$t; done
 
-blackbox: $(BUILD)/mediad
+blackbox: $(BUILD)/mediad $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	MEDIAD_BIN=$(CURDIR)/$(BUILD)/mediad /usr/bin/python3 -m pytest -q -x tests/blackbox $(PYTEST_ARGS)
 
 check: deps
@@ -134,7 +159,8 @@ VALGRIND_FLAGS := --leak-check=full --show-leak-kinds=definite,indirect,possible
 PAR = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
 
 check-valgrind: deps
-	@$(MAKE) --no-print-directory DEVELOPER=1 $(PAR) $(UNIT_BIN) $(VG_DIR)/libhwy.so.1
+	@$(MAKE) --no-print-directory DEVELOPER=1 $(PAR) $(UNIT_BIN) $(VG_DIR)/libhwy.so.1 \
+	  $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	@rm -f $(VG_DIR)/*.log $(VG_DIR)/*.failed
 	@$(MAKE) --no-print-directory DEVELOPER=1 $(PAR) valgrind-unit
 
@@ -182,7 +208,7 @@ TSAN_UNIT := $(UNIT_SRC:tests/unit/%.c=$(TSAN_BUILD)/tests/%)
 
 check-tsan: deps
 	@$(MAKE) --no-print-directory DEVELOPER=1 SANITIZE=thread BUILD=$(TSAN_BUILD) $(PAR) \
-	  all $(TSAN_UNIT)
+	  all $(TSAN_UNIT) $(TEST_PLUGINS:$(BUILD)/%=$(TSAN_BUILD)/%)
 	@readelf -d $(TSAN_BUILD)/mediad | grep -q libtsan || \
 	  { echo "$(TSAN_BUILD)/mediad is not built with ThreadSanitizer"; exit 1; }
 	@rm -rf $(TSAN_LOGS); mkdir -p $(TSAN_LOGS); fail=; \
@@ -220,15 +246,18 @@ FUZZ_SECONDS ?= 10
 FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-              -iquote src -D_GNU_SOURCE $(PKG_CFLAGS)
+              -iquote src -iquote include -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_COMMON := src/buf.c src/util.c src/log.c
 FUZZ_SRC_ipc := src/ipc.c
 FUZZ_SRC_router := src/router.c
 FUZZ_SRC_validate := src/validate.c src/apierr.c
 FUZZ_SRC_base64 := src/media.c
 FUZZ_SRC_safetensors := src/safetensors.c
-FUZZ_SRC_audio_in := src/audio_in.c
-FUZZ_SRC_config := src/config.c
+FUZZ_SRC_audio_in := src/runners/sphinx/audio_in.c
+# config.c parses MODEL_RUNNER and DEVICE against the real registries; the
+# runners' ops are stubs (tests/fuzz/runner_ops_stub.c)
+FUZZ_SRC_config := src/config.c src/runners/registry.c tests/fuzz/runner_ops_stub.c \
+                   src/devices/registry.c src/devices/cpu.c src/devices/mock.c src/faults.c
 FUZZ_SRC_multipart := src/multipart.c src/form.c
 FUZZ_SRC_gguf := src/runners/llama/gguf.c
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -256,4 +285,5 @@ fuzz:
 clean:
 	rm -rf build build-san build-tsan
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(wildcard $(BUILD)/mediad-*.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(wildcard $(BUILD)/mediad-*.d) \
+  $(PLUGIN_CPU_OBJ:.o=.d) $(TEST_PLUGINS:=.d)

@@ -79,7 +79,7 @@ static void liveness_body(struct server *s, struct buf *out, int *status, double
 {
 	int serving = server_is_serving(s);
 	const char *runner = s->workers[0].runner[0] ? s->workers[0].runner
-						      : runner_kind_name(s->cfg->model_runner);
+						      : s->cfg->model_runner->name;
 
 	*status = serving ? 200 : 503;
 	buf_printf(out, "{\"status\":\"alive\",\"model_ready\":%s,\"queue_size\":%d,"
@@ -87,7 +87,7 @@ static void liveness_body(struct server *s, struct buf *out, int *status, double
 		   serving ? "true" : "false", sched_waiting(&s->sched), s->cfg->max_queue_size,
 		   s->n_workers);
 	buf_json_str(out, s->workers[0].device[0] ? s->workers[0].device
-		      : (s->cfg->model_runner == RUNNER_MOCK ? "mock" : "cpu"));
+		      : config_device_name(s->cfg));
 	buf_puts(out, ",\"runner_in_use\":");
 	buf_json_str(out, runner);
 	buf_printf(out, ",\"canary_alive\":%s,\"canary_state\":\"%s\",\"ready_workers\":%d,"

@@ -21,16 +21,22 @@
 #include <string.h>
 #include <strings.h>
 
+#include "device.h"
 #include "log.h"
+#include "runners/registry.h"
 #include "util.h"
 
 /* Enum-typed fields are written through an int pointer. */
-_Static_assert(sizeof(enum runner_kind) == sizeof(int), "enum runner_kind is not int-sized");
 _Static_assert(sizeof(enum on_dead) == sizeof(int), "enum on_dead is not int-sized");
 _Static_assert(sizeof(enum mock_deep_fail) == sizeof(int), "enum mock_deep_fail is not int-sized");
 _Static_assert(sizeof(enum dit_preset) == sizeof(int), "enum dit_preset is not int-sized");
 
-enum cfg_type { CT_INT, CT_INT64, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_SERVICE, CT_DEVICES };
+/* CT_RUNNER: a runners/registry.c row by name; CT_DEVICE: "" or a
+ * devices/registry.c name (kept as text: "" means the runner's default). */
+enum cfg_type {
+	CT_INT, CT_INT64, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_SERVICE, CT_DEVICES,
+	CT_RUNNER, CT_DEVICE
+};
 enum cfg_group { CG_SERVER, CG_CANARY, CG_MOCK };
 
 static const char *const group_titles[] = {"server", "canary (HEALTH.md section 4)", "mock runner"};
@@ -40,11 +46,6 @@ struct enum_name {
 	const char *name;
 	int value;
 	int alias;
-};
-
-static const struct enum_name runner_names[] = {
-	{"mock", RUNNER_MOCK, 0},     {"dit", RUNNER_DIT, 0},     {"sphinx", RUNNER_SPHINX, 0},
-	{"flite", RUNNER_FLITE, 0},   {"llama", RUNNER_LLAMA, 0}, {NULL, 0, 0},
 };
 
 static const struct enum_name service_names[] = {
@@ -72,6 +73,15 @@ static const struct enum_name deep_fail_names[] = {
 	{"none", MOCK_DEEP_NONE, 0}, {"error", MOCK_DEEP_ERROR, 0}, {"hang", MOCK_DEEP_HANG, 0},
 	{NULL, 0, 0},
 };
+
+/* The built runners' names joined by sep (runners/registry.c). */
+static void runner_names(const char *sep, struct buf *out)
+{
+	const struct runner_desc *d;
+
+	for (size_t i = 0; (d = runner_registry_at(i)); i++)
+		buf_printf(out, "%s%s", i ? sep : "", d->name);
+}
 
 struct setting {
 	const char *env;           /* also gives the flag: lower case, '_' -> '-' */
@@ -111,8 +121,13 @@ static const struct setting settings[] = {
 	 "TCP port to listen on; 0 picks a free port"},
 	{"DEVICE_IDS", NULL, CT_DEVICES, SV, "(0)", 0, 0, NULL, OFF(device_ids), 0,
 	 "device groups, one worker process per group"},
-	S_ENUM(SV, "MODEL_RUNNER", "runner", model_runner, "dit", runner_names,
-	       "the model runner every worker loads"),
+	{"MODEL_RUNNER", "runner", CT_RUNNER, SV, "dit", 0, 0, NULL, OFF(model_runner), 0,
+	 "the model runner every worker loads (only runners built into this binary)"},
+	{"DEVICE", NULL, CT_DEVICE, SV, "", 0, 0, NULL, OFF(device), 0,
+	 "device backend every worker opens; empty = the runner's default"},
+	S_STR(SV, "DEVICE_PLUGIN", NULL, device_plugin, "",
+	      "device backend from a shared object (ABI: include/mediad/device.h), used "
+	      "instead of DEVICE; checked at startup"),
 	{"MODEL_SERVICE", "service", CT_SERVICE, SV, "all", 0, 0, service_names, OFF(model_service),
 	 0, "which APIs this instance serves"},
 	S_STR(SV, "MODEL_NAME", NULL, model_name, "",
@@ -492,6 +507,15 @@ static void expected_describe(const struct setting *s, struct buf *out)
 	case CT_STRING:
 		buf_puts(out, "a string");
 		break;
+	case CT_RUNNER:
+		buf_puts(out, "one of ");
+		runner_names(", ", out);
+		break;
+	case CT_DEVICE:
+		buf_puts(out, "one of ");
+		device_names(", ", out);
+		buf_puts(out, ", or empty for the runner's default");
+		break;
 	}
 }
 
@@ -521,6 +545,17 @@ static int invalid(const struct setting *s, const struct source *src, const char
 static int in_bounds(const struct setting *s, double v)
 {
 	return v >= s->min && v <= s->max;
+}
+
+/* text without its leading and trailing white space: the start, *len. */
+static const char *trimmed(const char *text, size_t *len)
+{
+	while (isspace((unsigned char)*text))
+		text++;
+	*len = strlen(text);
+	while (*len && isspace((unsigned char)text[*len - 1]))
+		(*len)--;
+	return text;
 }
 
 /* Parse src->text as setting s into cfg; 0 or -1 with the message in err. */
@@ -561,15 +596,33 @@ static int setting_apply(const struct setting *s, const struct source *src, stru
 		*(char **)field = xstrdup(text);
 		break;
 	case CT_ENUM:
-		while (isspace((unsigned char)*text))
-			text++;
-		len = strlen(text);
-		while (len && isspace((unsigned char)text[len - 1]))
-			len--;
+		text = trimmed(text, &len);
 		if (enum_from_name(s->names, text, len, &v))
 			return invalid(s, src, NULL, err);
 		*(int *)field = v;
 		break;
+	case CT_RUNNER: {
+		const struct runner_desc *row;
+
+		text = trimmed(text, &len);
+		row = runner_registry_find(text, len);
+		if (!row)
+			return invalid(s, src, "not a runner built into this binary", err);
+		*(const struct runner_desc **)field = row;
+		break;
+	}
+	case CT_DEVICE: {
+		char *name;
+
+		text = trimmed(text, &len);
+		name = xstrndup(text, len);
+		if (len && !device_find(name)) {
+			free(name);
+			return invalid(s, src, "not a device backend built into this binary", err);
+		}
+		*(char **)field = name;
+		break;
+	}
 	case CT_SERVICE:
 		if (service_parse(text, (unsigned *)field))
 			return invalid(s, src, NULL, err);
@@ -609,9 +662,15 @@ static void setting_format(const struct setting *s, const struct config *cfg, st
 		buf_puts(out, *(const int *)field ? "true" : "false");
 		break;
 	case CT_STRING:
-	case CT_DEVICES: {
+	case CT_DEVICES:
+	case CT_DEVICE: {
 		const char *str = *(char *const *)field;
 		buf_puts(out, str ? str : "");
+		break;
+	}
+	case CT_RUNNER: {
+		const struct runner_desc *d = *(const struct runner_desc *const *)field;
+		buf_puts(out, d ? d->name : "");
 		break;
 	}
 	case CT_ENUM:
@@ -844,7 +903,7 @@ void config_release(struct config *cfg)
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting *s = &settings[i];
 
-		if (s->type == CT_STRING || s->type == CT_DEVICES) {
+		if (s->type == CT_STRING || s->type == CT_DEVICES || s->type == CT_DEVICE) {
 			char **field = (char **)((char *)cfg + s->off);
 			free(*field);
 			*field = NULL;
@@ -899,6 +958,13 @@ static void type_format(const struct setting *s, struct buf *out)
 	case CT_DEVICES:
 		buf_puts(out, "groups (0),(1) or (0,1)");
 		break;
+	case CT_RUNNER:
+		runner_names("|", out);
+		break;
+	case CT_DEVICE:
+		device_names("|", out);
+		buf_puts(out, " or empty");
+		break;
 	}
 }
 
@@ -946,6 +1012,17 @@ void config_help(struct buf *out)
 	}
 	for (int c = 0; c < N_COLS; c++)
 		buf_release(&cells[c]);
+	buf_puts(out, "\nrunners built into this binary (MODEL_RUNNER):\n");
+	for (size_t i = 0; runner_registry_at(i); i++) {
+		const struct runner_desc *d = runner_registry_at(i);
+
+		buf_printf(out, "  %-8s serves ", d->name);
+		service_format(d->services, out);
+		buf_printf(out, "; default device %s", d->default_device);
+		if (d->settings[0])
+			buf_printf(out, "; reads %s", d->settings);
+		buf_puts(out, "\n");
+	}
 }
 
 void config_dump_json(const struct config *cfg, struct buf *out)
@@ -986,9 +1063,13 @@ void config_export_env(const struct config *cfg)
 	buf_release(&text);
 }
 
-const char *runner_kind_name(enum runner_kind k)
+const char *config_device_name(const struct config *cfg)
 {
-	return enum_to_name(runner_names, (int)k);
+	if (cfg->device_plugin && cfg->device_plugin[0])
+		return "plugin";
+	if (cfg->device && cfg->device[0])
+		return cfg->device;
+	return cfg->model_runner ? cfg->model_runner->default_device : "cpu";
 }
 
 const char *service_name(unsigned svc_bit)

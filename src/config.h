@@ -11,10 +11,9 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "runners/registry.h"
 
 #define CONFIG_MAX_DEVICES 16
-
-enum runner_kind { RUNNER_MOCK, RUNNER_DIT, RUNNER_SPHINX, RUNNER_FLITE, RUNNER_LLAMA };
 
 /* Service bits: what a server instance mounts. */
 enum service {
@@ -36,7 +35,9 @@ struct config {
 	char *service_host;            /* SERVICE_HOST, "0.0.0.0" */
 	int service_port;              /* SERVICE_PORT, 8000 (0..65535; 0 = any port) */
 	char *device_ids;              /* DEVICE_IDS, "(0)" */
-	enum runner_kind model_runner; /* MODEL_RUNNER, dit */
+	const struct runner_desc *model_runner; /* MODEL_RUNNER, dit: its registry row */
+	char *device;                  /* DEVICE, "" = the runner's default device */
+	char *device_plugin;           /* DEVICE_PLUGIN, "": a device backend .so */
 	unsigned model_service;        /* MODEL_SERVICE: SVC_* bits; "all" = SVC_ALL */
 	char *model_name;              /* MODEL_NAME, "" = derived from runner */
 	char *api_key;                 /* API_KEY, "your-secret-key" */
@@ -117,7 +118,9 @@ void config_dump_json(const struct config *cfg, struct buf *out);
  * worker started with exec sees exactly the supervisor's effective values. */
 void config_export_env(const struct config *cfg);
 
-const char *runner_kind_name(enum runner_kind k);
+/* The device backend workers open: DEVICE, else the runner's default
+ * ("cpu", "mock"); "plugin" when DEVICE_PLUGIN names one. */
+const char *config_device_name(const struct config *cfg);
 /* "image", "audio", ... for one bit. */
 const char *service_name(unsigned svc_bit);
 

@@ -871,8 +871,7 @@ static void handle_job(struct server *s, struct hreq *h)
 
 static void update_gauges(struct server *s)
 {
-	const char *model = s->cfg->model_runner == RUNNER_MOCK ? "mock"
-								: runner_kind_name(s->cfg->model_runner);
+	const char *model = s->cfg->model_runner->name;
 
 	metrics_set(s->m_queue, NULL, sched_waiting(&s->sched));
 	metrics_clear(s->m_canary_state);
@@ -951,7 +950,7 @@ static void handle_simple(struct server *s, struct hreq *h)
 			: (s->cfg->model_name[0] ? s->cfg->model_name : "mediad-mock");
 		o = json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:s,s:b}]}", "object", "list", "data", "id",
 			      model, "object", "model", "created", (json_int_t)s->started_wall,
-			      "owned_by", "mediad", "runner", runner_kind_name(s->cfg->model_runner),
+			      "owned_by", "mediad", "runner", s->cfg->model_runner->name,
 			      "synthetic_weights", s->workers[0].synthetic_weights);
 		char *t = json_dumps(o, JSON_COMPACT);
 		buf_puts(&b, t);

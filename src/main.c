@@ -7,10 +7,11 @@
 
 #include "buf.h"
 #include "config.h"
+#include "device.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 struct role {
 	int worker;
@@ -102,6 +103,18 @@ int main(int argc, char **argv)
 		config_release(&cfg);
 		return 2;
 	}
+	if (cfg.device_plugin[0]) {
+		/* a plugin that would fail every worker is a startup error */
+		struct device_plugin plugin;
+		char perr[512];
+
+		if (device_plugin_open(&plugin, cfg.device_plugin, perr, sizeof(perr)) < 0) {
+			fprintf(stderr, "mediad: invalid value for DEVICE_PLUGIN: %s\n", perr);
+			config_release(&cfg);
+			return 2;
+		}
+		device_plugin_close(&plugin);
+	}
 	log_init("supervisor", NULL, (enum log_level)cfg.log_level);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
@@ -116,7 +129,7 @@ int main(int argc, char **argv)
 		char *fields = xmalloc(dump.len + 16);
 		snprintf(fields, dump.len + 16, "\"config\":%s", dump.data);
 		log_write(LOG_INFO, NULL, fields, "mediad starting: runner %s, %d worker(s)",
-			  runner_kind_name(cfg.model_runner), cfg.n_devices);
+			  cfg.model_runner->name, cfg.n_devices);
 		free(fields);
 		buf_release(&dump);
 	}

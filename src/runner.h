@@ -3,8 +3,9 @@
  * A runner declares the services it can serve, loads and warms up its model
  * on a device, runs batches of tasks, and replays its warmed forward pass as
  * the deep health probe. Runners answer each task through the runner_ctx
- * calls below (worker.c implements them): a full reply, or a stream of
- * chunks ended by runner_end. Every task of a batch must be answered exactly
+ * calls below (worker/runner_ctx.c implements them, below every runner; it
+ * reaches the worker only through the hooks the worker put in the ctx): a
+ * full reply, or a stream of chunks ended by runner_end. Every task of a batch must be answered exactly
  * once. Progress is reported with runner_progress (shared memory, cheap). */
 #ifndef MEDIAD_RUNNER_H
 #define MEDIAD_RUNNER_H
@@ -42,7 +43,7 @@ struct runner_ctx;
 struct runner_ops {
 	const char *name;
 	/* 0 or -errno with err filled. *state is the runner's own. */
-	int (*open)(const struct config *cfg, struct device *dev, void **state, char *err,
+	int (*open)(const struct config *cfg, struct mediad_device *dev, void **state, char *err,
 		    size_t errlen);
 	/* Load, run the served shapes once, record the golden deep-probe digest. */
 	int (*warmup)(void *state, struct runner_info *info, char *err, size_t errlen);
@@ -54,12 +55,7 @@ struct runner_ops {
 	void (*close)(void *state);
 };
 
-const struct runner_ops *runner_find(enum runner_kind kind);
-/* The services a runner kind can serve (SVC_* bits), known before any
- * worker starts: the supervisor mounts only these routes. */
-unsigned runner_kind_services(enum runner_kind kind);
-
-/* --- calls a runner makes on its context (implemented by worker.c) --- */
+/* --- calls a runner makes on its context (worker/runner_ctx.c) --- */
 
 /* One unit of progress on the current batch. */
 void runner_progress(struct runner_ctx *ctx);
@@ -84,10 +80,5 @@ void runner_reply_images(struct runner_ctx *ctx, struct runner_task *t, const st
 int runner_cancelled(struct runner_ctx *ctx, struct runner_task *t);
 /* The worker's config. */
 const struct config *runner_config(struct runner_ctx *ctx);
-
-extern const struct runner_ops runner_mock_ops;
-extern const struct runner_ops runner_dit_ops;
-extern const struct runner_ops runner_sphinx_ops; /* runners/sphinx.c: pocketsphinx, audio */
-extern const struct runner_ops runner_flite_ops;  /* runners/flite.c: flite voices, tts */
 
 #endif

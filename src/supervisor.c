@@ -166,8 +166,7 @@ static void expire_deadlines(struct server *s, double now)
 		char msg[160];
 		if (r->worker >= 0) {
 			struct worker *w = &s->workers[r->worker];
-			const char *lc[] = {s->cfg->model_runner == RUNNER_MOCK
-						    ? "mock" : runner_kind_name(s->cfg->model_runner),
+			const char *lc[] = {s->cfg->model_runner->name,
 					    w->id, "progress"};
 			canary_request_timed_out(&w->canary, now);
 			metrics_add(s->m_canary_fail, lc, 1);
@@ -418,12 +417,12 @@ int server_run(struct config *cfg, const char *self_exe)
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
-	s->services = cfg->model_service & runner_kind_services(cfg->model_runner);
+	s->services = cfg->model_service & cfg->model_runner->services;
 	if (!s->services) {
 		/* MODEL_SERVICE names nothing this runner serves: mount what it does */
-		s->services = runner_kind_services(cfg->model_runner);
+		s->services = cfg->model_runner->services;
 		log_warn("MODEL_SERVICE does not include what runner %s serves; mounting its own "
-			 "routes", runner_kind_name(cfg->model_runner));
+			 "routes", cfg->model_runner->name);
 	}
 	s->started_mono = now_s();
 	s->started_wall = wall_s();

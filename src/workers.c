@@ -311,8 +311,7 @@ static enum canary_outcome outcome_parse(const char *s)
 static void record_probe_metrics(struct server *s, struct worker *w, enum canary_tier tier,
 				 enum canary_outcome out, double latency)
 {
-	const char *model = s->cfg->model_runner == RUNNER_MOCK ? "mock"
-								: runner_kind_name(s->cfg->model_runner);
+	const char *model = s->cfg->model_runner->name;
 	const char *depth = canary_tier_name(tier);
 	const char *lp[] = {w->id, depth, canary_outcome_name(out)};
 	const char *lc[] = {model, w->id, depth};
@@ -799,8 +798,7 @@ static void canary_work(struct server *s, struct worker *w, double now)
 		record_probe_metrics(s, w, a.timeout_tier, CANARY_TIMEOUT,
 				     s->cfg->canary_probe_timeout_seconds);
 	if (a.progress_miss) {
-		const char *lc[] = {s->cfg->model_runner == RUNNER_MOCK ? "mock"
-									: runner_kind_name(s->cfg->model_runner),
+		const char *lc[] = {s->cfg->model_runner->name,
 				    w->id, "progress"};
 		metrics_add(s->m_canary_fail, lc, 1);
 		log_warn("worker %s made no progress for %.2f s (budget %.2f s): failing its requests "

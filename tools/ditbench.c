@@ -27,9 +27,9 @@
 
 #include "buf.h"
 #include "device.h"
-#include "dit_kernels.h"
-#include "dit_model.h"
-#include "dit_sampler.h"
+#include "runners/dit/dit_kernels.h"
+#include "runners/dit/dit_model.h"
+#include "runners/dit/dit_sampler.h"
 #include "log.h"
 #include "media.h"
 #include "util.h"
@@ -275,7 +275,7 @@ int main(int argc, char **argv)
 	                 .gemm = 1024,
 	                 .rounds = 4,
 	                 .small_rows = DIT_GEMM_SMALL_M};
-	struct device dev = {.ops = &device_cpu_ops};
+	struct mediad_device dev = {.ops = &device_cpu_ops};
 	struct dit_exec ex;
 	char err[256];
 	int n = 0, bad = 0;

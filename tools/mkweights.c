@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dit_model.h"
+#include "runners/dit/dit_model.h"
 #include "log.h"
 #include "safetensors.h"
 #include "util.h"

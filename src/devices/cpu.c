@@ -46,6 +46,8 @@
 #define CPU_PING_TERMS 256
 /* How long close waits for the threads before it gives up on them. */
 #define CPU_CLOSE_WAIT_S 1.0
+/* How long reset's checking ping may take. */
+#define CPU_RESET_WAIT_S 1.0
 
 enum cpu_job_kind { CPU_JOB_NONE, CPU_JOB_PARALLEL, CPU_JOB_PING };
 
@@ -311,7 +313,7 @@ static uint64_t cpu_post(struct cpu_pool *pool, struct cpu_job *job)
 }
 
 /* dev's pool, or NULL with *rc set. */
-static struct cpu_pool *cpu_pool_of(struct device *dev, int *rc)
+static struct cpu_pool *cpu_pool_of(struct mediad_device *dev, int *rc)
 {
 	if (!dev || dev->ops != &device_cpu_ops) {
 		*rc = -EINVAL;
@@ -324,7 +326,7 @@ static struct cpu_pool *cpu_pool_of(struct device *dev, int *rc)
 	return dev->priv;
 }
 
-int cpu_device_parallel(struct device *dev, void (*fn)(void *arg, int index, int count),
+int cpu_device_parallel(struct mediad_device *dev, void (*fn)(void *arg, int index, int count),
 			void *arg, int count)
 {
 	struct cpu_job job = {.kind = CPU_JOB_PARALLEL, .fn = fn, .arg = arg, .count = count};
@@ -360,7 +362,7 @@ int cpu_device_parallel(struct device *dev, void (*fn)(void *arg, int index, int
 	return 0;
 }
 
-int cpu_device_threads(struct device *dev)
+int cpu_device_threads(struct mediad_device *dev)
 {
 	struct cpu_pool *pool;
 	int rc;
@@ -369,7 +371,7 @@ int cpu_device_threads(struct device *dev)
 	return pool ? pool->nthreads : rc;
 }
 
-int cpu_device_test_stall(struct device *dev, int thread_index, int on)
+int cpu_device_test_stall(struct mediad_device *dev, int thread_index, int on)
 {
 	struct cpu_pool *pool;
 	int rc;
@@ -431,7 +433,7 @@ static void cpu_pool_free(struct cpu_pool *pool)
 	free(pool);
 }
 
-static struct cpu_pool *cpu_pool_new(const struct device *dev)
+static struct cpu_pool *cpu_pool_new(const struct mediad_device *dev)
 {
 	struct cpu_pool *pool = xcalloc(1, sizeof(*pool));
 	pthread_condattr_t ca;
@@ -470,7 +472,7 @@ static void cpu_assign(struct cpu_pool *pool)
 		pool->threads[i].cpu = n ? cpus[i % n] : -1;
 }
 
-static int cpu_open(struct device *dev, char *err, size_t errlen)
+static int cpu_open(struct mediad_device *dev, char *err, size_t errlen)
 {
 	struct cpu_pool *pool;
 	sigset_t all, old;
@@ -542,7 +544,7 @@ static int cpu_ping_check(struct cpu_pool *pool, uint64_t gen, double timeout_s,
 
 /* A wrong answer is reported (-EIO) even when other threads also timed out:
  * it is the stronger evidence. */
-static int cpu_ping(struct device *dev, double timeout_s, char *err, size_t errlen)
+static int cpu_ping(struct mediad_device *dev, double timeout_s, char *err, size_t errlen)
 {
 	struct cpu_job job = {.kind = CPU_JOB_PING, .corrupt = -1};
 	struct cpu_pool *pool;
@@ -587,9 +589,9 @@ static int cpu_ping(struct device *dev, double timeout_s, char *err, size_t errl
 	return rc;
 }
 
-/* The caller's struct device stays the caller's; only dev->priv (the pool) is
+/* The caller's struct mediad_device stays the caller's; only dev->priv (the pool) is
  * ever leaked, and pool threads never touch *dev. */
-static void cpu_close(struct device *dev)
+static void cpu_close(struct mediad_device *dev)
 {
 	struct cpu_pool *pool = dev->priv;
 
@@ -599,10 +601,36 @@ static void cpu_close(struct device *dev)
 	cpu_pool_free(pool);
 }
 
-const struct device_ops device_cpu_ops = {
+/* Reset in place: release every stalled pool thread, then check with a ping
+ * that every thread answers again. A restarted worker's pool is new, so
+ * this mostly proves the fresh pool; on a pool that a drill stalled it is
+ * the recovery. 0, or the ping's -errno. */
+static int cpu_reset(struct mediad_device *dev)
+{
+	struct cpu_pool *pool;
+	char err[160];
+	int rc;
+
+	pool = cpu_pool_of(dev, &rc);
+	if (!pool)
+		return rc;
+	pthread_mutex_lock(&pool->lock);
+	for (int i = 0; i < pool->nthreads; i++)
+		pool->threads[i].stalled = 0;
+	pthread_cond_broadcast(&pool->stall);
+	pthread_mutex_unlock(&pool->lock);
+	rc = cpu_ping(dev, CPU_RESET_WAIT_S, err, sizeof(err));
+	if (rc < 0)
+		log_warn("cpu device %s: reset: %s", pool->ids, err);
+	return rc;
+}
+
+const struct mediad_device_ops device_cpu_ops = {
 	.name = "cpu",
 	.open = cpu_open,
 	.ping = cpu_ping,
-	.reset = NULL,
+	.reset = cpu_reset,
 	.close = cpu_close,
+	.parallel = cpu_device_parallel,
+	.threads = cpu_device_threads,
 };

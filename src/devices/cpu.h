@@ -17,7 +17,7 @@
  * close: stops and joins the threads. When one has not stopped within 1 s (a
  * wedged device: a thread hung in a kernel or an injected hang), close
  * detaches them all and deliberately leaks the device's pool state, which a
- * stuck thread may still touch when it wakes; the caller's struct device is
+ * stuck thread may still touch when it wakes; the caller's struct mediad_device is
  * never touched by pool threads and stays the caller's.
  *
  * Calls on one device are serialised: a second cpu_device_parallel() (or a
@@ -26,7 +26,7 @@
 #ifndef MEDIAD_DEVICES_CPU_H
 #define MEDIAD_DEVICES_CPU_H
 
-struct device;
+struct mediad_device;
 
 /* Run fn(arg, i, count) once for every i in 0..count-1, spread over the pool
  * threads, and return when all calls have returned. The calling thread only
@@ -40,18 +40,18 @@ struct device;
  *
  * 0 (also for count 0), -EINVAL on a negative count, a NULL fn or a device
  * that is not a cpu device, -ENODEV when the device is not open. */
-int cpu_device_parallel(struct device *dev, void (*fn)(void *arg, int index, int count),
+int cpu_device_parallel(struct mediad_device *dev, void (*fn)(void *arg, int index, int count),
 			void *arg, int count);
 
 /* Number of pool threads (>= 1) of an open cpu device; -EINVAL or -ENODEV
  * as for cpu_device_parallel(). */
-int cpu_device_threads(struct device *dev);
+int cpu_device_threads(struct mediad_device *dev);
 
 /* Tests and drills only: on != 0 makes pool thread thread_index block on a
  * condition variable before it takes any new work, until it is called again
  * with on == 0. It simulates a stuck pool thread, so a ping times out through
  * the real path. Closing the device releases a stalled thread. 0, or -EINVAL
  * (bad index, not a cpu device) or -ENODEV (not open). */
-int cpu_device_test_stall(struct device *dev, int thread_index, int on);
+int cpu_device_test_stall(struct mediad_device *dev, int thread_index, int on);
 
 #endif

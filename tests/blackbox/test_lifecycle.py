@@ -452,7 +452,7 @@ def test_restart_budget_exhausted(server_factory):
 @pytest.mark.parametrize("var,value,accepted", [
     ("SERVICE_PORT", "abc", ["0", "65535"]),
     ("SERVICE_PORT", "70000", ["0", "65535"]),
-    ("MODEL_RUNNER", "foo", ["mock", "dit", "sphinx", "flite", "llama"]),
+    ("MODEL_RUNNER", "foo", ["mock", "dit", "sphinx", "flite"]),
     ("NO_AUTH", "maybe", ["true", "false"]),
     ("CANARY_ON_DEAD", "explode", ["gate", "restart", "exit"]),
     ("CANARY_TICK_SECONDS", "fast", []),

@@ -1,4 +1,4 @@
-/* fuzz_audio_in.c: libFuzzer driver for upload decoding (src/audio_in.c).
+/* fuzz_audio_in.c: libFuzzer driver for upload decoding (src/runners/sphinx/audio_in.c).
  *
  * A transcription upload is any bytes a client sends; audio_in_decode reads
  * them with libsndfile and libsoxr. Whatever they are it must return 0 or one
@@ -11,7 +11,7 @@
  * the file (in a memfd, as the server stores uploads).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -iquote src -D_GNU_SOURCE \
- *     tests/fuzz/fuzz_audio_in.c src/audio_in.c src/util.c \
+ *     tests/fuzz/fuzz_audio_in.c src/runners/sphinx/audio_in.c src/util.c \
  *     $(pkg-config --libs sndfile soxr) -lm -o fuzz_audio_in
  *   ./fuzz_audio_in -rss_limit_mb=4096 tests/fuzz/corpus/audio_in */
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "audio_in.h"
+#include "runners/sphinx/audio_in.h"
 #include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

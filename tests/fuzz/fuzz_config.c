@@ -12,8 +12,10 @@
  * temporary directory (removed at exit) and clears every setting from its
  * environment; give it absolute paths (corpus, -artifact_prefix).
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -iquote src -D_GNU_SOURCE \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -iquote src -iquote include -D_GNU_SOURCE \
  *     $(pkg-config --cflags jansson) tests/fuzz/fuzz_config.c src/config.c src/buf.c \
+ *     src/runners/registry.c tests/fuzz/runner_ops_stub.c src/devices/registry.c \
+ *     src/devices/cpu.c src/devices/mock.c src/faults.c \
  *     src/util.c src/log.c $(pkg-config --libs jansson) -lm -o fuzz_config
  *   ./fuzz_config -dict=tests/fuzz/config.dict tests/fuzz/corpus/config */
 #include <jansson.h>

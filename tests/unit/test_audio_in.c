@@ -1,4 +1,4 @@
-/* test_audio_in.c: unit tests for src/audio_in.c (upload decoding).
+/* test_audio_in.c: unit tests for src/runners/sphinx/audio_in.c (upload decoding).
  *
  * Inputs are written with media_encode_audio() into a memfd, the way an
  * upload reaches a worker, then decoded: a 16 kHz mono WAV passes through
@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "audio_in.h"
+#include "runners/sphinx/audio_in.h"
 #include "buf.h"
 #include "media.h"
 #include "util.h"

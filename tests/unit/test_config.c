@@ -21,12 +21,14 @@
 
 #include "buf.h"
 #include "config.h"
+#include "device.h"
 #include "log.h"
 #include "util.h"
 
 /* Every setting the header declares; the dump must have exactly these keys. */
 static const char *const all_names[] = {
-	"SERVICE_HOST", "SERVICE_PORT", "DEVICE_IDS", "MODEL_RUNNER", "MODEL_SERVICE",
+	"SERVICE_HOST", "SERVICE_PORT", "DEVICE_IDS", "MODEL_RUNNER", "DEVICE", "DEVICE_PLUGIN",
+	"MODEL_SERVICE",
 	"MODEL_NAME", "API_KEY", "NO_AUTH", "MAX_QUEUE_SIZE", "MAX_BATCH_SIZE",
 	"MAX_BATCH_DELAY_TIME_MS", "REQUEST_PROCESSING_TIMEOUT_SECONDS",
 	"MAX_WORKER_RESTART_COUNT", "WORKER_RESTART_WINDOW_SECONDS",
@@ -171,7 +173,7 @@ static void test_defaults_match_header(void **state)
 	assert_string_equal(c.service_host, "0.0.0.0");
 	assert_int_equal(c.service_port, 8000);
 	assert_string_equal(c.device_ids, "(0)");
-	assert_int_equal(c.model_runner, RUNNER_DIT);
+	assert_string_equal(c.model_runner->name, "dit");
 	assert_int_equal(c.model_service, SVC_ALL);
 	assert_string_equal(c.model_name, "");
 	assert_string_equal(c.api_key, "your-secret-key");
@@ -241,7 +243,7 @@ static void test_env_overrides_defaults(void **state)
 	assert_int_equal(load(&c, NULL), 0);
 	assert_int_equal(c.service_port, 9001);
 	assert_string_equal(c.service_host, "127.0.0.1");
-	assert_int_equal(c.model_runner, RUNNER_DIT);
+	assert_string_equal(c.model_runner->name, "dit");
 	assert_int_equal(c.model_service, SVC_IMAGE | SVC_TTS);
 	assert_int_equal(c.log_level, LOG_WARN);
 	assert_true(c.canary_tick_seconds == 0.05);
@@ -264,19 +266,19 @@ static void test_cli_overrides_env(void **state)
 	/* --flag VALUE and --flag=VALUE, long names and short aliases. */
 	assert_int_equal(load(&c, "--port", "9000", NULL), 0);
 	assert_int_equal(c.service_port, 9000);
-	assert_int_equal(c.model_runner, RUNNER_DIT);
+	assert_string_equal(c.model_runner->name, "dit");
 	config_release(&c);
 
-	assert_int_equal(load(&c, "--port=9002", "--runner=llama", "--no-auth", NULL), 0);
+	assert_int_equal(load(&c, "--port=9002", "--runner=Mock", "--no-auth", NULL), 0);
 	assert_int_equal(c.service_port, 9002);
-	assert_int_equal(c.model_runner, RUNNER_LLAMA);
+	assert_string_equal(c.model_runner->name, "mock");
 	assert_int_equal(c.no_auth, 1);
 	config_release(&c);
 
 	assert_int_equal(load(&c, "--service-port", "9003", "--model-runner", "flite", "--host",
 			      "::1", "--service", "audio", "--model-service=video,llm", NULL), 0);
 	assert_int_equal(c.service_port, 9003);
-	assert_int_equal(c.model_runner, RUNNER_FLITE);
+	assert_string_equal(c.model_runner->name, "flite");
 	assert_string_equal(c.service_host, "::1");
 	/* The last occurrence of a setting wins. */
 	assert_int_equal(c.model_service, SVC_VIDEO | SVC_LLM);
@@ -348,8 +350,14 @@ static void test_env_errors_name_variable_and_values(void **state)
 		{"MAX_REQUEST_BODY_BYTES", "99999999999999999999999",
 		 "for MAX_REQUEST_BODY_BYTES: expected an integer between 1024 and 4294967296"},
 		{"MODEL_RUNNER", "foo",
-		 "invalid value \"foo\" for MODEL_RUNNER: "
-		 "expected one of mock, dit, sphinx, flite, llama"},
+		 "invalid value \"foo\" for MODEL_RUNNER: not a runner built into this binary; "
+		 "expected one of mock, dit, sphinx, flite"},
+		{"MODEL_RUNNER", "llama",
+		 "invalid value \"llama\" for MODEL_RUNNER: not a runner built into this binary; "
+		 "expected one of mock, dit, sphinx, flite"},
+		{"DEVICE", "gpu",
+		 "invalid value \"gpu\" for DEVICE: not a device backend built into this binary; "
+		 "expected one of cpu, mock, or empty for the runner's default"},
 		{"NO_AUTH", "maybe",
 		 "invalid value \"maybe\" for NO_AUTH: "
 		 "expected a boolean (1/0, true/false, yes/no, on/off)"},
@@ -401,7 +409,8 @@ static void test_cli_errors_name_flag_and_variable(void **state)
 	expect_error(load(&c, "--service-port=-1", NULL), &c,
 		     "invalid value \"-1\" for --service-port (SERVICE_PORT)", NULL);
 	expect_error(load(&c, "--runner=tensorflow", NULL), &c,
-		     "for --runner (MODEL_RUNNER): expected one of mock", NULL);
+		     "for --runner (MODEL_RUNNER): not a runner built into this binary; "
+		     "expected one of mock", NULL);
 	expect_error(load(&c, "--no-auth=maybe", NULL), &c,
 		     "invalid value \"maybe\" for --no-auth (NO_AUTH): expected a boolean", NULL);
 	expect_error(load(&c, "--canary-tick-seconds", "0.049", NULL), &c,
@@ -501,7 +510,7 @@ static void test_dotenv_read_and_precedence(void **state)
 		fail_msg("load failed: %s", err.data);
 	assert_int_equal(c.service_port, 7001);
 	assert_int_equal(c.mock_steps, 9);
-	assert_int_equal(c.model_runner, RUNNER_SPHINX);
+	assert_string_equal(c.model_runner->name, "sphinx");
 	assert_string_equal(c.model_name, "my model # not a comment");
 	assert_string_equal(c.api_key, "single $quoted");
 	assert_string_equal(c.reset_device_command, "tt-smi -r");
@@ -516,12 +525,12 @@ static void test_dotenv_read_and_precedence(void **state)
 	/* The command line wins over both. */
 	assert_int_equal(load_dotenv(&c, "--port", "7002", "--runner", "mock", NULL), 0);
 	assert_int_equal(c.service_port, 7002);
-	assert_int_equal(c.model_runner, RUNNER_MOCK);
+	assert_string_equal(c.model_runner->name, "mock");
 	config_release(&c);
 
 	/* Without use_dotenv the file is ignored. */
 	assert_int_equal(load(&c, NULL), 0);
-	assert_int_equal(c.model_runner, RUNNER_DIT);
+	assert_string_equal(c.model_runner->name, "dit");
 	assert_string_equal(c.api_key, "your-secret-key");
 	config_release(&c);
 
@@ -655,7 +664,7 @@ static void test_export_reparse_round_trip(void **state)
 	buf_init(&ja, BUF_UNLIMITED);
 	buf_init(&jb, BUF_UNLIMITED);
 	assert_int_equal(load(&a, "--host", "127.0.0.1", "--port", "0", "--device-ids",
-			      " (0, 2) ,(1)", "--runner", "LLAMA", "--service", "tts,image,tts",
+			      " (0, 2) ,(1)", "--runner", "FLITE", "--service", "tts,image,tts",
 			      "--model-name", "name with \"quotes\" and spaces ", "--api-key",
 			      "k=1 #2", "--no-auth", "--canary-tick-seconds", "0.1",
 			      "--request-processing-timeout-seconds", "0.30000000000000004",
@@ -679,7 +688,7 @@ static void test_export_reparse_round_trip(void **state)
 	assert_true(a.request_processing_timeout_seconds == b.request_processing_timeout_seconds);
 	assert_true(b.request_processing_timeout_seconds == 0.30000000000000004);
 	assert_true(b.canary_tick_seconds == 0.1);
-	assert_int_equal(b.model_runner, RUNNER_LLAMA);
+	assert_string_equal(b.model_runner->name, "flite");
 	assert_int_equal(b.model_service, SVC_IMAGE | SVC_TTS);
 	assert_int_equal(b.n_devices, 2);
 	assert_string_equal(b.device_group[0], "0,2");
@@ -770,7 +779,7 @@ static void test_help_lists_every_setting(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
 		if (!strstr(out.data, flags[i]))
 			fail_msg("--help lacks %s", flags[i]);
-	assert_non_null(strstr(out.data, "mock|dit|sphinx|flite|llama"));
+	assert_non_null(strstr(out.data, "mock|dit|sphinx|flite"));
 	assert_non_null(strstr(out.data, "gate|restart|exit"));
 	assert_non_null(strstr(out.data, "your-secret-key"));
 	assert_non_null(strstr(out.data, "\nserver:\n"));
@@ -784,11 +793,25 @@ static void test_help_lists_every_setting(void **state)
 
 static void test_names(void **state)
 {
-	assert_string_equal(runner_kind_name(RUNNER_MOCK), "mock");
-	assert_string_equal(runner_kind_name(RUNNER_DIT), "dit");
-	assert_string_equal(runner_kind_name(RUNNER_SPHINX), "sphinx");
-	assert_string_equal(runner_kind_name(RUNNER_FLITE), "flite");
-	assert_string_equal(runner_kind_name(RUNNER_LLAMA), "llama");
+	static const char *const built[] = {"mock", "dit", "sphinx", "flite"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(built); i++) {
+		const struct runner_desc *d = runner_registry_find(built[i], strlen(built[i]));
+		assert_non_null(d);
+		assert_ptr_equal(d, runner_registry_at(i));
+		assert_string_equal(d->name, built[i]);
+		assert_non_null(d->ops);
+		assert_non_null(device_find(d->default_device));
+	}
+	assert_null(runner_registry_at(ARRAY_SIZE(built)));
+	assert_null(runner_registry_find("llama", 5));
+	assert_null(runner_registry_find("dit", 2));
+	assert_int_equal(runner_registry_find("dit", 3)->services, SVC_IMAGE);
+	assert_int_equal(runner_registry_find("mock", 4)->services, SVC_ALL);
+	assert_string_equal(runner_registry_find("mock", 4)->default_device, "mock");
+	assert_ptr_equal(device_find("cpu"), &device_cpu_ops);
+	assert_ptr_equal(device_find("mock"), &device_mock_ops);
+	assert_null(device_find("gpu"));
 	assert_string_equal(service_name(SVC_IMAGE), "image");
 	assert_string_equal(service_name(SVC_AUDIO), "audio");
 	assert_string_equal(service_name(SVC_TTS), "tts");

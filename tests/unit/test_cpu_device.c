@@ -36,7 +36,7 @@ static void expect_err(const char *err, const char *needle)
 		fail_msg("error \"%s\" does not contain \"%s\"", err, needle);
 }
 
-static void open_dev(struct device *dev, int threads)
+static void open_dev(struct mediad_device *dev, int threads)
 {
 	char err[256] = "";
 	int r;
@@ -51,13 +51,13 @@ static void open_dev(struct device *dev, int threads)
 	assert_non_null(dev->priv);
 }
 
-static int ping(struct device *dev, double timeout_s, char *err, size_t errlen)
+static int ping(struct mediad_device *dev, double timeout_s, char *err, size_t errlen)
 {
 	err[0] = '\0';
 	return dev->ops->ping(dev, timeout_s, err, errlen);
 }
 
-static void assert_ping_ok(struct device *dev)
+static void assert_ping_ok(struct mediad_device *dev)
 {
 	char err[256];
 	int r = ping(dev, BIG_TIMEOUT, err, sizeof(err));
@@ -77,7 +77,7 @@ static int teardown(void **state)
 static void test_open_close(void **state)
 {
 	static const int sizes[] = {1, 2, 4};
-	struct device dev;
+	struct mediad_device dev;
 
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		open_dev(&dev, sizes[i]);
@@ -87,12 +87,12 @@ static void test_open_close(void **state)
 		assert_null(dev.priv);
 		dev.ops->close(&dev); /* a second close is harmless */
 	}
-	assert_null(device_cpu_ops.reset);
+	assert_non_null(device_cpu_ops.reset);
 }
 
 static void test_open_bad_threads(void **state)
 {
-	struct device dev = {.ops = &device_cpu_ops, .ids = "3", .threads = 0};
+	struct mediad_device dev = {.ops = &device_cpu_ops, .ids = "3", .threads = 0};
 	char err[256] = "";
 
 	assert_int_equal(dev.ops->open(&dev, err, sizeof(err)), -EINVAL);
@@ -129,7 +129,7 @@ static void test_parallel_exactly_once(void **state)
 {
 	static const int sizes[] = {1, 2, 4};
 	static const int counts[] = {1, 7, 1000};
-	struct device dev;
+	struct mediad_device dev;
 
 	for (size_t s = 0; s < ARRAY_SIZE(sizes); s++) {
 		open_dev(&dev, sizes[s]);
@@ -167,7 +167,7 @@ static void test_parallel_repeated(void **state)
 	enum { RUNS = 10000, COUNT = 5 };
 	int hits[COUNT] = {0};
 	struct repeat r = {.hits = hits, .count = COUNT};
-	struct device dev;
+	struct mediad_device dev;
 
 	open_dev(&dev, 2);
 	for (int run = 0; run < RUNS; run++)
@@ -201,7 +201,7 @@ static void check_pinned(void *arg, int index, int count)
 static void test_parallel_pinned(void **state)
 {
 	struct pinning p = {0};
-	struct device dev;
+	struct mediad_device dev;
 
 	assert_int_equal(sched_getaffinity(0, sizeof(p.allowed), &p.allowed), 0);
 	open_dev(&dev, 4);
@@ -212,7 +212,7 @@ static void test_parallel_pinned(void **state)
 }
 
 struct nested {
-	struct device *dev;
+	struct mediad_device *dev;
 	_Atomic int inner;
 	_Atomic int failed;
 };
@@ -234,7 +234,7 @@ static void outer_hit(void *arg, int index, int count)
 
 static void test_parallel_nested_runs_inline(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	struct nested n = {.dev = &dev};
 
 	open_dev(&dev, 2);
@@ -251,8 +251,8 @@ static void never_called(void *arg, int index, int count)
 
 static void test_parallel_errors(void **state)
 {
-	struct device dev;
-	struct device mock = {.ops = &device_mock_ops, .ids = "0", .threads = 1};
+	struct mediad_device dev;
+	struct mediad_device mock = {.ops = &device_mock_ops, .ids = "0", .threads = 1};
 	char err[256];
 
 	open_dev(&dev, 2);
@@ -275,7 +275,7 @@ static void test_parallel_errors(void **state)
 static void test_parallel_survives_stalled_thread(void **state)
 {
 	struct hits h = {.count = 100, .caller = pthread_self()};
-	struct device dev;
+	struct mediad_device dev;
 
 	h.hits = xcalloc((size_t)h.count, sizeof(*h.hits));
 	open_dev(&dev, 2);
@@ -290,7 +290,7 @@ static void test_parallel_survives_stalled_thread(void **state)
 }
 
 struct submitter {
-	struct device *dev;
+	struct mediad_device *dev;
 	_Atomic int *hits;
 	int count;
 	int runs;
@@ -318,7 +318,7 @@ static void test_parallel_concurrent_submitters(void **state)
 	enum { SUBMITTERS = 3, RUNS = 300, COUNT = 9 };
 	struct submitter s[SUBMITTERS];
 	pthread_t tid[SUBMITTERS];
-	struct device dev;
+	struct mediad_device dev;
 
 	open_dev(&dev, 2);
 	for (int i = 0; i < SUBMITTERS; i++) {
@@ -340,7 +340,7 @@ static void test_parallel_concurrent_submitters(void **state)
 
 static void test_ping_ok(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 
 	open_dev(&dev, 2);
 	for (int i = 0; i < 100; i++)
@@ -350,7 +350,7 @@ static void test_ping_ok(void **state)
 
 static void test_ping_stalled_thread_times_out(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	char err[256];
 	double t0, took;
 
@@ -373,7 +373,7 @@ static void test_ping_stalled_thread_times_out(void **state)
 
 static void test_ping_single_thread_stalled(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	char err[256];
 
 	open_dev(&dev, 1);
@@ -387,7 +387,7 @@ static void test_ping_single_thread_stalled(void **state)
 
 static void test_ping_close_releases_stalled_thread(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	char err[256];
 	double t0;
 
@@ -402,7 +402,7 @@ static void test_ping_close_releases_stalled_thread(void **state)
 
 static void test_fault_error_ping(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	char err[256];
 
 	open_dev(&dev, 2);
@@ -421,7 +421,7 @@ static void test_fault_error_ping(void **state)
 
 static void test_fault_hang_ping(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	char err[256];
 
 	open_dev(&dev, 2);
@@ -446,7 +446,7 @@ static void *clear_later(void *arg)
  * while a new ping is open: their answers must be dropped, not counted. */
 static void test_late_answer_is_dropped(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	pthread_t tid;
 	char err[256];
 	int r;
@@ -466,7 +466,7 @@ static void test_late_answer_is_dropped(void **state)
 
 static void test_close_wedged_device(void **state)
 {
-	struct device dev;
+	struct mediad_device dev;
 	char err[256];
 	double t0, took;
 

@@ -1,4 +1,4 @@
-/* test_dit_kernels.c: unit tests of the dit runner's kernels (src/dit_kernels.c)
+/* test_dit_kernels.c: unit tests of the dit runner's kernels (src/runners/dit/dit_kernels.c)
  * against plain double-precision reference implementations.
  *
  * Tolerances (float32 kernels against double references):
@@ -30,7 +30,7 @@
 #include <cmocka.h>
 
 #include "device.h"
-#include "dit_kernels.h"
+#include "runners/dit/dit_kernels.h"
 #include "log.h"
 #include "util.h"
 
@@ -55,7 +55,7 @@ static float *rand_vec(size_t n, float scale)
 	return v;
 }
 
-static void open_dev(struct device *dev, int threads)
+static void open_dev(struct mediad_device *dev, int threads)
 {
 	char err[256] = "";
 
@@ -187,7 +187,7 @@ static void mark(void *arg, int item, int slot)
 static void test_parallel_each_item_once(void **state)
 {
 	for (int threads = 1; threads <= 3; threads++) {
-		struct device dev;
+		struct mediad_device dev;
 		struct dit_exec ex;
 		struct seen s = {.hits = xcalloc(1000, sizeof(atomic_int))};
 
@@ -240,7 +240,7 @@ static void check_gemm(int m, int n, int k, enum dit_epilogue epi, int small)
 	for (int i = 0; i < m; i++)
 		row_seg[i] = i < m / 3 ? 0 : 1;
 	for (int threads = 1; threads <= 3; threads++) {
-		struct device dev;
+		struct mediad_device dev;
 		struct dit_exec ex;
 		float *c = xcalloc((size_t)m * n, sizeof(float)), *x = xmalloc((size_t)m * n * 4);
 		struct dit_gemm g = {.m = m,
@@ -413,7 +413,7 @@ static void test_layernorm_modulate(void **state)
 	float *x = rand_vec((size_t)rows * ld, 3.0f), *y = xcalloc((size_t)rows * ld, 4);
 	float *mod = rand_vec(2 * 2 * (size_t)dim, 1.0f);
 	int *seg = xmalloc((size_t)rows * sizeof(int));
-	struct device dev;
+	struct mediad_device dev;
 	struct dit_exec ex;
 
 	for (int r = 0; r < rows; r++) {
@@ -459,7 +459,7 @@ static void test_attention(void **state)
 	for (int threads = 1; threads <= 3; threads++) {
 		float *out = xcalloc((size_t)rows * dim, sizeof(float));
 		float *scratch = xmalloc((size_t)threads * DIT_ATTN_QBLOCK * longest * 4);
-		struct device dev;
+		struct mediad_device dev;
 		struct dit_exec ex;
 
 		open_dev(&dev, threads);
@@ -529,7 +529,7 @@ static void check_conv(int h, int w, int cin, int cout, int up, int silu)
 		size_t per = (size_t)DIT_CONV_TILE * 9 * cin;
 		float *out = xcalloc((size_t)H * W * cout, sizeof(float));
 		float *scratch = xmalloc(per * (size_t)threads * sizeof(float));
-		struct device dev;
+		struct mediad_device dev;
 		struct dit_exec ex;
 
 		open_dev(&dev, threads);

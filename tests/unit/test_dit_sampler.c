@@ -1,5 +1,5 @@
-/* test_dit_sampler.c: unit tests of dit image generation (src/dit_sampler.c,
- * src/dit_model.c) on the tiny preset with synthetic weights.
+/* test_dit_sampler.c: unit tests of dit image generation (src/runners/dit/dit_sampler.c,
+ * src/runners/dit/dit_model.c) on the tiny preset with synthetic weights.
  *
  * Determinism: the same image, byte for byte, on 1, 2 and 3 pool threads,
  * alone or batched with other images of other sizes and step counts, with
@@ -20,13 +20,13 @@
 #include <cmocka.h>
 
 #include "device.h"
-#include "dit_model.h"
-#include "dit_sampler.h"
+#include "runners/dit/dit_model.h"
+#include "runners/dit/dit_sampler.h"
 #include "log.h"
 #include "util.h"
 
 struct rig {
-	struct device dev;
+	struct mediad_device dev;
 	struct dit_exec ex;
 	struct dit_model m;
 	struct dit_work w;

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "audio_in.h"
+#include "runners/sphinx/audio_in.h"
 #include "banned.h"
 
 static void put32(uint8_t *p, uint32_t v)

@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "dit_model.h"
+#include "runners/dit/dit_model.h"
 #include "log.h"
 #include "safetensors.h"
 #include "util.h"

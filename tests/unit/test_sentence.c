@@ -1,5 +1,5 @@
-/* test_sentence.c: unit tests for src/sentence.c (the text-to-speech
- * sentence splitter) and src/datafile.c (finding shipped data files). */
+/* test_sentence.c: unit tests for src/runners/flite/sentence.c (the text-to-speech
+ * sentence splitter) and src/runners/sphinx/datafile.c (finding shipped data files). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "datafile.h"
-#include "sentence.h"
+#include "runners/sphinx/datafile.h"
+#include "runners/flite/sentence.h"
 #include "banned.h"
 
 #define MAXS 16

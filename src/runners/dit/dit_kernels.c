@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "device.h"
-#include "devices/cpu.h"
 #include "log.h"
 #include "util.h"
 
@@ -254,7 +253,7 @@ void dit_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, con
 
 /* --- the pool --- */
 
-int dit_exec_init(struct dit_exec *ex, struct device *dev)
+int dit_exec_init(struct dit_exec *ex, struct mediad_device *dev)
 {
 	int n;
 
@@ -263,7 +262,7 @@ int dit_exec_init(struct dit_exec *ex, struct device *dev)
 	ex->slots = 1;
 	if (!dev)
 		return 0;
-	n = cpu_device_threads(dev);
+	n = device_threads(dev);
 	if (n < 1)
 		return n < 0 ? n : -EINVAL;
 	ex->slots = n;
@@ -299,10 +298,10 @@ void dit_parallel(const struct dit_exec *ex, int n_items, void (*fn)(void *arg, 
 		par_slot(&job, 0, 1);
 		return;
 	}
-	r = cpu_device_parallel(ex->dev, par_slot, &job, MIN(ex->slots, n_items));
+	r = device_parallel(ex->dev, par_slot, &job, MIN(ex->slots, n_items));
 	if (r < 0) {
 		/* not a usable device: a programming error; still compute the right answer */
-		log_error("dit: cpu_device_parallel failed (%s); running inline", strerror(-r));
+		log_error("dit: device_parallel failed (%s); running inline", strerror(-r));
 		par_slot(&job, 0, 1);
 	}
 }

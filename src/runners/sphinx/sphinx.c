@@ -1,4 +1,4 @@
-/* runners/sphinx.c: speech to text with pocketsphinx and the en-us model.
+/* runners/sphinx/sphinx.c: speech to text with pocketsphinx and the en-us model.
  *
  * Service `audio`: POST /v1/audio/transcriptions (and /translations, which
  * for an English-only model is the same transcription). The upload is
@@ -11,8 +11,8 @@
  * end taken from the decoder's word segmentation, and with stream=true one
  * NDJSON line {"text","chunk_id"} as soon as it is decoded.
  *
- * Every pocketsphinx call that computes runs on the cpu device's pool
- * (cpu_device_parallel with one index), so the device that the shallow
+ * Every pocketsphinx call that computes runs on the device's execution context
+ * (device_parallel with one index), so the device that the shallow
  * probe pings is the one doing the work: model loading, and each decode
  * whole, in one hand-off (its per-chunk progress and stream lines are sent
  * from the pool thread). Live cepstral mean normalisation
@@ -57,10 +57,10 @@
 
 #include "audio_in.h"
 #include "datafile.h"
-#include "devices/cpu.h"
 #include "faults.h"
 #include "log.h"
 #include "runner.h"
+#include "sphinx.h"
 #include "util.h"
 
 #define SPHINX_RATE         16000
@@ -81,7 +81,7 @@ static const char canary_grammar[] =
 
 struct sphinx {
 	const struct config *cfg;
-	struct device *dev;
+	struct mediad_device *dev;
 	ps_decoder_t *ps;
 	char default_search[64];
 	mfcc_t cmn_init[CMN_MAX];
@@ -300,7 +300,7 @@ static int asr_run(struct asr *a, const int16_t *pcm, size_t n, const char *sear
 {
 	struct asr_job j = {
 	    .a = a, .pcm = pcm, .n = n, .search = search, .on_chunk = on_chunk, .arg = arg};
-	int r = cpu_device_parallel(a->sp->dev, asr_kernel, &j, 1);
+	int r = device_parallel(a->sp->dev, asr_kernel, &j, 1);
 
 	return r < 0 ? r : j.rv;
 }
@@ -326,7 +326,7 @@ static int model_file(const char *dir, const char *name, char *out, size_t outle
 	return 0;
 }
 
-static int sphinx_open(const struct config *cfg, struct device *dev, void **state, char *err,
+static int sphinx_open(const struct config *cfg, struct mediad_device *dev, void **state, char *err,
                        size_t errlen)
 {
 	struct sphinx *sp = xcalloc(1, sizeof(*sp));
@@ -337,8 +337,8 @@ static int sphinx_open(const struct config *cfg, struct device *dev, void **stat
 	sp->cfg = cfg;
 	sp->dev = dev;
 	snprintf(sp->model_dir, sizeof(sp->model_dir), "%s", dir);
-	if (cpu_device_threads(dev) < 0) {
-		snprintf(err, errlen, "the sphinx runner needs the cpu device");
+	if (device_threads(dev) < 0) {
+		snprintf(err, errlen, "the sphinx runner needs an open device with a parallel op");
 		free(sp);
 		return -EINVAL;
 	}
@@ -441,7 +441,7 @@ static int sphinx_load(struct sphinx *sp, char *err, size_t errlen)
 		snprintf(err, errlen, "pocketsphinx rejected its configuration");
 		return -EINVAL;
 	}
-	r = cpu_device_parallel(sp->dev, load_kernel, &j, 1);
+	r = device_parallel(sp->dev, load_kernel, &j, 1);
 	cmd_ln_free_r(j.cl);
 	if (r < 0 || j.failed) {
 		snprintf(err, errlen, "pocketsphinx could not load the model in %s", sp->model_dir);
@@ -518,7 +518,7 @@ static int sphinx_warmup(void *state, struct runner_info *info, char *err, size_
 	         sp->cfg->model_name && sp->cfg->model_name[0] ? sp->cfg->model_name
 	                                                       : "pocketsphinx-en-us");
 	snprintf(info->device, sizeof(info->device), "cpu (%d threads)",
-	         cpu_device_threads(sp->dev));
+	         device_threads(sp->dev));
 	info->services = SVC_AUDIO;
 	info->deep_supported = 1;
 	info->synthetic_weights = 0;

@@ -10,7 +10,7 @@
  * mediad's own kernel, which reads the weights once in place and gives
  * BLIS's packed path's bits (dit_kernels.c says how, and checks it once per
  * process before using it). Element-wise kernels (layer norm, softmax, GELU, SiLU,
- * exp; src/dit_vec.h) are written on GCC vector types, 4 lanes on the
+ * exp; dit_vec.h) are written on GCC vector types, 4 lanes on the
  * x86-64 baseline and 8 lanes with FMA when the CPU has AVX2 and FMA (chosen
  * once per process); every element, tail included, gets the same
  * arithmetic.
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct device;
+struct mediad_device;
 
 /* Query rows per attention work item, and output pixels per conv work item. */
 #define DIT_ATTN_QBLOCK 128
@@ -49,15 +49,15 @@ int dit_kernels_use_avx2(int avx2);
 /* "sse2" or "avx2+fma". */
 const char *dit_kernels_vector_isa(void);
 
-/* Where kernels run: the pool of a cpu device, or inline on the caller
+/* Where kernels run: a device's execution context (device_parallel), or inline on the caller
  * (dev NULL: tests and tools). slots = number of parallel slots. */
 struct dit_exec {
-	struct device *dev;
+	struct mediad_device *dev;
 	int slots;
 };
 
-/* 0, or -EINVAL when dev is not an open cpu device. */
-int dit_exec_init(struct dit_exec *ex, struct device *dev);
+/* 0, or -errno when dev is not an open device with a parallel op. */
+int dit_exec_init(struct dit_exec *ex, struct mediad_device *dev);
 
 /* Call fn(arg, item, slot) once for every item in 0..n_items-1. Items are
  * claimed dynamically; slot (0..slots-1) is unique among concurrent calls,

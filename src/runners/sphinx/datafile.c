@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "banned.h"
 
 /* Directory of the running binary, without a trailing slash; "" if unknown. */
 static void exe_dir(char *dir, size_t len)

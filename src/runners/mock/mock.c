@@ -1,4 +1,4 @@
-/* runners/mock.c: the mock runner, a test and drill tool (never the product).
+/* runners/mock/mock.c: the mock runner, a test and drill tool (never the product).
  *
  * It serves every service with well-formed, deterministic outputs of the
  * right shape: a seeded picture as PNG/JPEG, a short tone as WAV/FLAC/OGG, a
@@ -25,6 +25,7 @@
 #include "log.h"
 #include "media.h"
 #include "runner.h"
+#include "mock.h"
 #include "util.h"
 #include "validate.h"
 
@@ -32,7 +33,7 @@
 
 struct mock {
 	const struct config *cfg;
-	const struct device *dev;
+	const struct mediad_device *dev;
 	int golden_taken;
 	float w[DIM * DIM];
 };
@@ -59,7 +60,7 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
-static int mock_open(const struct config *cfg, struct device *dev, void **state, char *err,
+static int mock_open(const struct config *cfg, struct mediad_device *dev, void **state, char *err,
 		     size_t errlen)
 {
 	struct mock *m = xcalloc(1, sizeof(*m));

@@ -1,5 +1,11 @@
-/* worker.c: the worker process loop. See worker.h. */
-#include "worker.h"
+/* worker/worker.c: the worker process: the reader thread, the execution
+ * thread and the hooks behind the runners' context. See worker.h.
+ *
+ * Layers: this file calls the registry row config.c resolved
+ * (runners/registry.h), the runner's ops, the device's ops and
+ * worker/runner_ctx.c; none of those calls back into it except through the
+ * runner_ctx hooks it installs. */
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -7,7 +13,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +21,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "apierr.h"
 #include "device.h"
-#include "dit_kernels.h"
 #include "faults.h"
 #include "ipc.h"
 #include "log.h"
 #include "progress.h"
 #include "runner.h"
+#include "runners/registry.h"
 #include "util.h"
+#include "worker/runner_ctx.h"
 
 struct exec_item {
 	struct exec_item *next;
@@ -37,8 +42,10 @@ struct exec_item {
 
 static void faults_open_gate(void);
 
-struct runner_ctx {
+/* The worker process's state: one per process. */
+struct worker_state {
 	const struct config *cfg;
+	struct runner_ctx rctx; /* what the runner answers through (owner: this) */
 	int sock;
 	pthread_mutex_t send_lock;
 	struct progress_page *progress;
@@ -51,7 +58,8 @@ struct runner_ctx {
 	uint64_t cancelled[CANCEL_RING];
 	unsigned cancel_next;
 
-	struct device dev;
+	struct mediad_device dev;
+	struct device_plugin plugin; /* DEVICE_PLUGIN's handle, when one is used */
 	const struct runner_ops *runner;
 	void *rstate;
 	struct runner_info info;
@@ -59,7 +67,7 @@ struct runner_ctx {
 	int have_golden;
 };
 
-static void ctx_send(struct runner_ctx *ctx, uint16_t type, uint32_t flags, uint32_t aux,
+static void ctx_send(struct worker_state *ctx, uint16_t type, uint32_t flags, uint32_t aux,
 		     uint64_t id, const void *p1, size_t n1, const void *p2, size_t n2, int fd)
 {
 	int r;
@@ -76,25 +84,23 @@ static void ctx_send(struct runner_ctx *ctx, uint16_t type, uint32_t flags, uint
 	}
 }
 
-/* --- runner_ctx calls --- */
+/* --- the hooks behind the runners' context (worker/runner_ctx.h) --- */
 
-void runner_progress(struct runner_ctx *ctx)
+static void hook_progress(void *owner)
 {
+	struct worker_state *ctx = owner;
+
 	progress_step(ctx->progress);
 }
 
-const struct config *runner_config(struct runner_ctx *ctx)
+static int hook_cancelled(void *owner, uint64_t task_id)
 {
-	return ctx->cfg;
-}
-
-int runner_cancelled(struct runner_ctx *ctx, struct runner_task *t)
-{
+	struct worker_state *ctx = owner;
 	int hit = 0;
 
 	pthread_mutex_lock(&ctx->lock);
 	for (unsigned i = 0; i < CANCEL_RING; i++)
-		if (ctx->cancelled[i] == t->id)
+		if (ctx->cancelled[i] == task_id)
 			hit = 1;
 	pthread_mutex_unlock(&ctx->lock);
 	return hit;
@@ -113,90 +119,49 @@ static int body_to_memfd(const struct buf *body)
 	return fd;
 }
 
-void runner_reply(struct runner_ctx *ctx, struct runner_task *t, int status, const char *ctype,
-		  struct buf *body)
+/* Large bodies go through a memfd. */
+static void hook_result(void *owner, uint64_t task_id, int status, const char *ctype,
+			struct buf *body)
 {
+	struct worker_state *ctx = owner;
 	size_t clen = strlen(ctype) + 1;
 
-	if (t->answered) {
-		buf_release(body);
-		return;
-	}
-	t->answered = 1;
 	if (body->len > IPC_INLINE_MAX) {
 		int fd = body_to_memfd(body);
 		if (fd >= 0) {
-			ctx_send(ctx, IPC_RESULT, 0, (uint32_t)status, t->id, ctype, clen, NULL, 0, fd);
+			ctx_send(ctx, IPC_RESULT, 0, (uint32_t)status, task_id, ctype, clen, NULL, 0,
+				 fd);
 			buf_release(body);
 			return;
 		}
 	}
-	ctx_send(ctx, IPC_RESULT, 0, (uint32_t)status, t->id, ctype, clen, body->data, body->len,
-		 -1);
+	ctx_send(ctx, IPC_RESULT, 0, (uint32_t)status, task_id, ctype, clen, body->data,
+		 body->len, -1);
 	buf_release(body);
 }
 
-void runner_reply_images(struct runner_ctx *ctx, struct runner_task *t, const struct buf *b64,
-			 int n, double generation_time, uint64_t seed)
+static void hook_chunk(void *owner, uint64_t task_id, const char *ctype, const void *data,
+		       size_t len)
 {
-	struct buf body;
-
-	buf_init(&body, BUF_UNLIMITED);
-	buf_puts(&body, "{\"images\":[");
-	for (int i = 0; i < n; i++) {
-		buf_puts(&body, i ? ",\"" : "\"");
-		buf_append(&body, b64[i].data, b64[i].len);
-		buf_puts(&body, "\"");
-	}
-	buf_printf(&body, "],\"generation_time\":%.6f,\"seed\":%llu,\"created\":%lld,\"data\":[",
-		   generation_time, (unsigned long long)seed, (long long)wall_s());
-	for (int i = 0; i < n; i++) {
-		buf_puts(&body, i ? ",{\"b64_json\":\"" : "{\"b64_json\":\"");
-		buf_append(&body, b64[i].data, b64[i].len);
-		buf_puts(&body, "\"}");
-	}
-	buf_puts(&body, "]}");
-	runner_reply(ctx, t, 200, "application/json", &body);
+	ctx_send(owner, IPC_CHUNK, 0, 200, task_id, ctype, strlen(ctype) + 1, data, len, -1);
 }
 
-void runner_reply_error(struct runner_ctx *ctx, struct runner_task *t, int status,
-			const char *param, const char *fmt, ...)
+static void hook_end(void *owner, uint64_t task_id)
 {
-	struct api_error err;
-	struct buf body;
-	va_list ap;
-
-	err.code = api_err_from_status(status);
-	snprintf(err.param, sizeof(err.param), "%s", param ? param : "");
-	va_start(ap, fmt);
-	vsnprintf(err.message, sizeof(err.message), fmt, ap);
-	va_end(ap);
-	buf_init(&body, BUF_UNLIMITED);
-	api_error_json(&err, &body);
-	runner_reply(ctx, t, status, "application/json", &body);
+	ctx_send(owner, IPC_END, 0, 200, task_id, NULL, 0, NULL, 0, -1);
 }
 
-void runner_chunk(struct runner_ctx *ctx, struct runner_task *t, const char *ctype,
-		  const void *data, size_t len)
-{
-	size_t clen = strlen(ctype) + 1;
-
-	if (t->answered)
-		return;
-	ctx_send(ctx, IPC_CHUNK, 0, 200, t->id, ctype, clen, data, len, -1);
-}
-
-void runner_end(struct runner_ctx *ctx, struct runner_task *t)
-{
-	if (t->answered)
-		return;
-	t->answered = 1;
-	ctx_send(ctx, IPC_END, 0, 200, t->id, NULL, 0, NULL, 0, -1);
-}
+static const struct runner_ctx_hooks worker_hooks = {
+	.progress = hook_progress,
+	.cancelled = hook_cancelled,
+	.result = hook_result,
+	.chunk = hook_chunk,
+	.end = hook_end,
+};
 
 /* --- execution queue --- */
 
-static void queue_push(struct runner_ctx *ctx, struct exec_item *it)
+static void queue_push(struct worker_state *ctx, struct exec_item *it)
 {
 	pthread_mutex_lock(&ctx->lock);
 	it->next = NULL;
@@ -209,7 +174,7 @@ static void queue_push(struct runner_ctx *ctx, struct exec_item *it)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-static struct exec_item *queue_pop(struct runner_ctx *ctx)
+static struct exec_item *queue_pop(struct worker_state *ctx)
 {
 	struct exec_item *it;
 
@@ -254,7 +219,7 @@ static void maybe_crash(void)
 
 /* --- probes --- */
 
-static void send_probe_result(struct runner_ctx *ctx, const struct exec_item *it,
+static void send_probe_result(struct worker_state *ctx, const struct exec_item *it,
 			      const char *outcome, const char *digest, const char *error,
 			      double latency)
 {
@@ -272,7 +237,7 @@ static void send_probe_result(struct runner_ctx *ctx, const struct exec_item *it
 	json_decref(o);
 }
 
-static void run_probe(struct runner_ctx *ctx, const struct exec_item *it)
+static void run_probe(struct worker_state *ctx, const struct exec_item *it)
 {
 	char err[256] = "";
 	uint64_t t0 = now_ns();
@@ -320,7 +285,7 @@ static void run_probe(struct runner_ctx *ctx, const struct exec_item *it)
 
 /* --- tasks --- */
 
-static void run_batch(struct runner_ctx *ctx, struct exec_item **items, size_t n)
+static void run_batch(struct worker_state *ctx, struct exec_item **items, size_t n)
 {
 	struct runner_task *tasks = xcalloc(n, sizeof(*tasks));
 	struct runner_task **live = xcalloc(n, sizeof(*live));
@@ -335,13 +300,13 @@ static void run_batch(struct runner_ctx *ctx, struct exec_item **items, size_t n
 		t->kind = (enum task_kind)items[i]->hdr.aux;
 		t->in_fd = items[i]->fd;
 		items[i]->fd = -1;
-		if (runner_cancelled(ctx, t)) {
+		if (runner_cancelled(&ctx->rctx, t)) {
 			t->answered = 1;
 			continue;
 		}
 		t->params = json_loadb(items[i]->payload, items[i]->hdr.len, 0, &jerr);
 		if (!t->params || !json_is_object(t->params)) {
-			runner_reply_error(ctx, t, 500, NULL, "worker received malformed params: %s",
+			runner_reply_error(&ctx->rctx, t, 500, NULL, "worker received malformed params: %s",
 					   jerr.text);
 			continue;
 		}
@@ -356,13 +321,13 @@ static void run_batch(struct runner_ctx *ctx, struct exec_item **items, size_t n
 		}
 		if (faults_take(FAULT_SLOW_MS, &slow))
 			sleep_ms((double)slow);
-		ctx->runner->run(ctx->rstate, live, n_live, ctx);
+		ctx->runner->run(ctx->rstate, live, n_live, &ctx->rctx);
 		progress_end(ctx->progress);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct runner_task *t = &tasks[i];
 		if (!t->answered)
-			runner_reply_error(ctx, t, 500, NULL, "runner %s did not answer the task",
+			runner_reply_error(&ctx->rctx, t, 500, NULL, "runner %s did not answer the task",
 					   ctx->runner->name);
 		json_decref(t->params);
 		if (t->in_fd >= 0)
@@ -372,7 +337,7 @@ static void run_batch(struct runner_ctx *ctx, struct exec_item **items, size_t n
 	free(tasks);
 }
 
-static void send_ready(struct runner_ctx *ctx)
+static void send_ready(struct worker_state *ctx)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b,s:b,s:i,s:s}", "runner", ctx->runner->name,
 			      "model", ctx->info.model, "device", ctx->info.device, "services",
@@ -392,24 +357,53 @@ static void send_ready(struct runner_ctx *ctx)
 	json_decref(o);
 }
 
-static int warm_up(struct runner_ctx *ctx)
+/* The device's ops: DEVICE_PLUGIN's when set, else the DEVICE row (or the
+ * runner's default device). 0 or -errno with err filled. */
+static int device_choose(struct worker_state *ctx, char *err, size_t errlen)
+{
+	const char *name = config_device_name(ctx->cfg);
+
+	if (ctx->cfg->device_plugin[0]) {
+		int r = device_plugin_open(&ctx->plugin, ctx->cfg->device_plugin, err, errlen);
+		if (r < 0)
+			return r;
+		ctx->dev.ops = ctx->plugin.ops;
+		return 0;
+	}
+	ctx->dev.ops = device_find(name);
+	if (!ctx->dev.ops) {
+		snprintf(err, errlen, "no device backend called %s", name);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int warm_up(struct worker_state *ctx)
 {
 	char err[512] = "";
 	int r;
 
-	ctx->dev.ops = ctx->cfg->model_runner == RUNNER_MOCK ? &device_mock_ops : &device_cpu_ops;
 	progress_set_phase(ctx->progress, PHASE_DEVICE_OPEN);
-	r = ctx->dev.ops->open(&ctx->dev, err, sizeof(err));
+	r = device_choose(ctx, err, sizeof(err));
+	if (r == 0)
+		r = ctx->dev.ops->open(&ctx->dev, err, sizeof(err));
 	if (r < 0) {
 		log_error("device %s open failed: %s", ctx->dev.ids, err);
 		return WORKER_EXIT_DEVICE;
 	}
-	ctx->runner = runner_find(ctx->cfg->model_runner);
-	if (!ctx->runner) {
-		log_error("runner %s is not built into this binary",
-			  runner_kind_name(ctx->cfg->model_runner));
-		return WORKER_EXIT_WARMUP;
+	/* The restart path: a worker started after another one died on this
+	 * device resets it before use, when the backend can. */
+	if (ctx->dev.incarnation > 0 && ctx->dev.ops->reset) {
+		r = ctx->dev.ops->reset(&ctx->dev);
+		if (r < 0) {
+			log_error("device %s (%s) reset failed: %s", ctx->dev.ids,
+				  ctx->dev.ops->name, strerror(-r));
+			return WORKER_EXIT_DEVICE;
+		}
+		log_info("device %s (%s) reset (incarnation %d)", ctx->dev.ids, ctx->dev.ops->name,
+			 ctx->dev.incarnation);
 	}
+	ctx->runner = ctx->cfg->model_runner->ops;
 	progress_set_phase(ctx->progress, PHASE_MODEL_LOAD);
 	r = ctx->runner->open(ctx->cfg, &ctx->dev, &ctx->rstate, err, sizeof(err));
 	if (r < 0) {
@@ -439,7 +433,7 @@ static int warm_up(struct runner_ctx *ctx)
 
 static void *exec_main(void *arg)
 {
-	struct runner_ctx *ctx = arg;
+	struct worker_state *ctx = arg;
 	int r = warm_up(ctx);
 
 	if (r)
@@ -479,6 +473,7 @@ static void *exec_main(void *arg)
 		ctx->runner->close(ctx->rstate);
 	if (ctx->dev.ops && ctx->dev.ops->close)
 		ctx->dev.ops->close(&ctx->dev);
+	device_plugin_close(&ctx->plugin);
 	log_info("worker stopped");
 	exit(WORKER_EXIT_OK);
 	return NULL;
@@ -550,7 +545,7 @@ static void apply_fault_now(const char *payload, size_t len)
 	json_decref(o);
 }
 
-static void cancel_add(struct runner_ctx *ctx, uint64_t id)
+static void cancel_add(struct worker_state *ctx, uint64_t id)
 {
 	pthread_mutex_lock(&ctx->lock);
 	ctx->cancelled[ctx->cancel_next++ % CANCEL_RING] = id;
@@ -560,7 +555,7 @@ static void cancel_add(struct runner_ctx *ctx, uint64_t id)
 int worker_main(const struct config *cfg, const char *worker_id, int incarnation, int ipc_fd,
 		int progress_fd)
 {
-	static struct runner_ctx ctx;
+	static struct worker_state ctx;
 	struct ipc_reader rd;
 	pthread_t exec;
 	char hello[64];
@@ -572,6 +567,7 @@ int worker_main(const struct config *cfg, const char *worker_id, int incarnation
 	signal(SIGPIPE, SIG_IGN);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = cfg;
+	runner_ctx_init(&ctx.rctx, &worker_hooks, &ctx, cfg);
 	ctx.sock = ipc_fd;
 	pthread_mutex_init(&ctx.send_lock, NULL);
 	pthread_mutex_init(&ctx.lock, NULL);
@@ -592,10 +588,11 @@ int worker_main(const struct config *cfg, const char *worker_id, int incarnation
 		log_error("cannot map the progress page");
 		return WORKER_EXIT_USAGE;
 	}
-	/* BLIS reads its environment once: settle it while this process is
-	 * still single-threaded (dit_kernels_init may setenv BLIS_ARCH_TYPE) */
-	if (cfg->model_runner == RUNNER_DIT)
-		dit_kernels_init();
+	/* the runner's setup runs while this process is still single-threaded */
+	if (cfg->model_runner->setup && cfg->model_runner->setup(cfg) < 0) {
+		log_error("runner %s setup failed", cfg->model_runner->name);
+		return WORKER_EXIT_WARMUP;
+	}
 	snprintf(hello, sizeof(hello), "{\"pid\":%d}", (int)getpid());
 	ctx_send(&ctx, IPC_HELLO, 0, 0, 0, hello, strlen(hello), NULL, 0, -1);
 	if (pthread_create(&exec, NULL, exec_main, &ctx) != 0) {

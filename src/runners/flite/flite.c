@@ -1,4 +1,4 @@
-/* runners/flite.c: text to speech with flite's voices.
+/* runners/flite/flite.c: text to speech with flite's voices.
  *
  * Service `tts`: POST /v1/audio/speech. Voices are the ones Debian's
  * flite1-dev links: slt (the default), rms, awb (clustergen, 16 kHz), kal16
@@ -45,11 +45,11 @@
 #include <flite/flite.h>
 #pragma GCC diagnostic pop
 
-#include "devices/cpu.h"
 #include "faults.h"
 #include "log.h"
 #include "media.h"
 #include "runner.h"
+#include "flite.h"
 #include "sentence.h"
 #include "util.h"
 
@@ -88,7 +88,7 @@ static const struct flite_voice flite_voices[] = {
 
 struct tts {
 	const struct config *cfg;
-	struct device *dev;
+	struct mediad_device *dev;
 	cst_voice *voice[N_VOICES];
 	char voice_list[128]; /* "slt, rms, ..." for error messages */
 };
@@ -133,7 +133,7 @@ static void synth_kernel(void *arg, int index, int count)
 static int synth(struct tts *ts, cst_voice *v, const char *text, cst_wave **wave)
 {
 	struct synth_job j = {.voice = v, .text = text};
-	int r = cpu_device_parallel(ts->dev, synth_kernel, &j, 1);
+	int r = device_parallel(ts->dev, synth_kernel, &j, 1);
 
 	if (r < 0) {
 		if (j.wave)
@@ -148,13 +148,13 @@ static int synth(struct tts *ts, cst_voice *v, const char *text, cst_wave **wave
 
 /* --- lifecycle --- */
 
-static int tts_open(const struct config *cfg, struct device *dev, void **state, char *err,
+static int tts_open(const struct config *cfg, struct mediad_device *dev, void **state, char *err,
                     size_t errlen)
 {
 	struct tts *ts;
 
-	if (cpu_device_threads(dev) < 0) {
-		snprintf(err, errlen, "the flite runner needs the cpu device");
+	if (device_threads(dev) < 0) {
+		snprintf(err, errlen, "the flite runner needs an open device with a parallel op");
 		return -EINVAL;
 	}
 	ts = xcalloc(1, sizeof(*ts));
@@ -211,7 +211,7 @@ static int tts_warmup(void *state, struct runner_info *info, char *err, size_t e
 	snprintf(info->model, sizeof(info->model), "%s",
 	         ts->cfg->model_name && ts->cfg->model_name[0] ? ts->cfg->model_name : "flite");
 	snprintf(info->device, sizeof(info->device), "cpu (%d threads)",
-	         cpu_device_threads(ts->dev));
+	         device_threads(ts->dev));
 	info->services = SVC_TTS;
 	/* short names first, then flite's own cmu_us_<name> spellings */
 	for (size_t i = 0, vl = 0; i < 2 * N_VOICES && vl < sizeof(info->voices); i++)
@@ -482,7 +482,7 @@ static int speak(struct speech *sp, cst_voice *v, const char *input, double spee
 {
 	struct speak_job j = {
 	    .sp = sp, .voice = v, .input = input, .stretch = (float)(1.0 / speed)};
-	int r = cpu_device_parallel(sp->ts->dev, speak_kernel, &j, 1);
+	int r = device_parallel(sp->ts->dev, speak_kernel, &j, 1);
 
 	if (r < 0) {
 		runner_reply_error(sp->ctx, sp->t, 500, NULL, "device failed: %s", strerror(-r));

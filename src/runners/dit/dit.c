@@ -1,4 +1,4 @@
-/* runners/dit.c: the dit runner, image generation with a diffusion
+/* runners/dit/dit.c: the dit runner, image generation with a diffusion
  * transformer on the cpu device (dit_model.h, dit_sampler.h).
  *
  * open: BLIS set up, the device's pool as the execution context.
@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "dit.h"
 #include "dit_kernels.h"
 #include "dit_model.h"
 #include "dit_sampler.h"
@@ -61,7 +62,7 @@ struct dit_runner {
 	int ready;
 };
 
-static int dit_open(const struct config *cfg, struct device *dev, void **state, char *err,
+static int dit_open(const struct config *cfg, struct mediad_device *dev, void **state, char *err,
                     size_t errlen)
 {
 	struct dit_runner *r;
@@ -77,7 +78,7 @@ static int dit_open(const struct config *cfg, struct device *dev, void **state, 
 	r = xcalloc(1, sizeof(*r));
 	rc = dit_exec_init(&r->ex, dev);
 	if (rc < 0) {
-		snprintf(err, errlen, "the dit runner needs an open cpu device (%s)",
+		snprintf(err, errlen, "the dit runner needs an open device (%s)",
 		         strerror(-rc));
 		free(r);
 		return rc;
@@ -420,6 +421,12 @@ static void dit_close(void *state)
 	dit_work_release(&r->work);
 	dit_model_release(&r->model);
 	free(r);
+}
+
+int dit_runner_setup(const struct config *cfg)
+{
+	dit_kernels_init();
+	return 0;
 }
 
 const struct runner_ops runner_dit_ops = {
