@@ -62,7 +62,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check unit blackbox check-san check-valgrind check-tsan clean lint bench soak
-all: $(BUILD)/mediad $(BUILD)/mediad-mkweights $(BUILD)/mediad-device-cpu.so
+all: $(BUILD)/mediad $(BUILD)/mediad-mkweights $(BUILD)/mediad-mkgguf $(BUILD)/mediad-device-cpu.so
 
 deps:
 	@bash scripts/install-deps.sh
