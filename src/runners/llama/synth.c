@@ -365,7 +365,9 @@ int llama_synth_write(const struct llama_synth_opts *o, const char *path, char *
 		 V = v.n;
 	double sd_e = 1.0 / sqrt((double)E), sd_f = 1.0 / sqrt((double)F);
 	char name[96];
-	r = add_tensor(&w, &keep, o, "token_embd.weight", o->type, E, V, 0, 1.0, err, errlen);
+	/* tied: a small embedding keeps the input token from dominating its own logit */
+	r = add_tensor(&w, &keep, o, "token_embd.weight", o->type, E, V, 0, o->tied ? 0.1 : 1.0,
+		       err, errlen);
 	if (!r)
 		r = add_tensor(&w, &keep, o, "output_norm.weight", GGML_F32, E, 1, 1, 0.1, err, errlen);
 	if (!r && !o->tied)
