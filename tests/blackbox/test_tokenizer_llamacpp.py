@@ -62,6 +62,30 @@ TEXTS = [
 ]
 
 
+# Pseudo-random texts from a fixed seed, built from pieces that stress the
+# rules: words of the vocabularies, runs of spaces and newlines, digits,
+# contractions in both cases, punctuation, non-Latin letters, marks, emoji
+# and special tokens' texts.
+_PIECES = ["the", "hello", "world", "Hello", "token", "tokenizer", "caf\u00e9", "na\u00efve",
+           "\u65e5\u672c\u8a9e", "\u043f\u0440\u0438\u0432\u0435\u0442", "\u03ba\u03b1\u03bb\u03b7",
+           "\u0645\u0631\u062d\u0628\u0627", " ", "  ", "   ", "\n", "\n\n", "\r\n", "\t", " \n",
+           "1", "12", "123", "2024", "1234567", "'s", "'S", "'ll", "'re", "'ve", "'d", "'m", "'t",
+           "'x", "!", "!!", "...", "?!", "://", "$", "+", "=", "<", ">", "^", "~", "|", "`", "_",
+           "(", ")", "[", "]", "{", "}", ",", ".", "-", "\u2014", "\u00bd", "\u2460", "\u0663",
+           "e\u0301", "\u200b", "\u00a0", "\u3000", "\U0001f389", "\U0001f680", "\u2581",
+           "<|im_start|>", "<|im_end|>", "<s>", "</s>", "<tool>", "<|endoftext|>",
+           "<|begin_of_text|>", "quick", "brown", "fox", "THE", "Th", "a", "s", "ing"]
+
+
+def _random_texts(n, seed=15):
+    import random
+    rnd = random.Random(seed)
+    return ["".join(rnd.choice(_PIECES) for _ in range(rnd.randint(1, 12))) for _ in range(n)]
+
+
+TEXTS += _random_texts(300)
+
+
 def _node_ok():
     return os.path.isdir(os.path.join(CLIENTS, "node_modules", "node-llama-cpp"))
 
