@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - argi < 2) {
 		fprintf(stderr, "usage: mediad-tokdump [--special] [--add-special] MODEL.gguf "
-			"TEXT-FILE...\n");
+		                "TEXT-FILE...\n");
 		return 2;
 	}
 	if (gguf_open(argv[argi], &g, err, sizeof(err)) || tok_load(&t, g, err, sizeof(err))) {
@@ -69,7 +69,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		ids = xmalloc((text.len + 4) * sizeof(*ids));
-		rc = tok_encode(&t, text.data, text.len, add_special, special, ids, text.len + 4, &n);
+		rc = tok_encode(&t, text.data, text.len, add_special, special, ids, text.len + 4,
+		                &n);
 		if (rc) {
 			fprintf(stderr, "mediad-tokdump: %s: %s\n", argv[i], strerror(-rc));
 			status = 1;

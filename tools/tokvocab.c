@@ -21,14 +21,68 @@
 #include "util.h"
 
 static const char *const words[] = {
-	"the", "hello", "world", "Hello", "World", "token", "tokenizer", "is", "a", "test",
-	"ing", "er", "ed", "s", "it", "in", "on", "and", "of", "to", "don", "can", "won",
-	"12", "123", "2024", "00", "caf\xc3\xa9", "\xc3\xa9t\xc3\xa9", "na\xc3\xafve",
-	"\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
-	"\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", "...", "!!", "?!", "://", "http",
-	"https", "www", "com", "user", "assistant", "system", "re", "ve", "ll", "'s", "'t",
-	"'re", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Th", "TH", "THE",
-	"\xce\xba\xce\xb1\xce\xbb\xce\xb7", "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7",
+    "the",
+    "hello",
+    "world",
+    "Hello",
+    "World",
+    "token",
+    "tokenizer",
+    "is",
+    "a",
+    "test",
+    "ing",
+    "er",
+    "ed",
+    "s",
+    "it",
+    "in",
+    "on",
+    "and",
+    "of",
+    "to",
+    "don",
+    "can",
+    "won",
+    "12",
+    "123",
+    "2024",
+    "00",
+    "caf\xc3\xa9",
+    "\xc3\xa9t\xc3\xa9",
+    "na\xc3\xafve",
+    "\xe6\x97\xa5\xe6\x9c\xac",
+    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+    "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
+    "...",
+    "!!",
+    "?!",
+    "://",
+    "http",
+    "https",
+    "www",
+    "com",
+    "user",
+    "assistant",
+    "system",
+    "re",
+    "ve",
+    "ll",
+    "'s",
+    "'t",
+    "'re",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "Th",
+    "TH",
+    "THE",
+    "\xce\xba\xce\xb1\xce\xbb\xce\xb7",
+    "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7",
 };
 
 static const char *const controls[] = {"<|im_start|>", "<|im_end|>", "<|endoftext|>"};
@@ -73,8 +127,8 @@ static int vocab_add(struct vocab *v, const char *s, int32_t type)
 	}
 	v->text[v->n] = xstrdup(s);
 	/* distinct scores, longer pieces tending higher */
-	v->score[v->n] = type == 1 ? -(float)(hash_str(s) % 10007) / 1000.0f + (float)strlen(s)
-				   : 0.0f;
+	v->score[v->n] =
+	    type == 1 ? -(float)(hash_str(s) % 10007) / 1000.0f + (float)strlen(s) : 0.0f;
 	v->type[v->n] = type;
 	return (int)v->n++;
 }
@@ -118,7 +172,8 @@ static void build_spm(struct vocab *v)
 		snprintf(b, sizeof(b), "<0x%02X>", i);
 		vocab_add(v, b, 6);
 	}
-	for (const char *c = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:/";
+	for (const char *c =
+	         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:/";
 	     *c; c++) {
 		b[0] = *c;
 		b[1] = 0;
@@ -182,8 +237,11 @@ static void build_bpe(struct vocab *v)
 		for (size_t w = 0; w < ARRAY_SIZE(words); w++) {
 			char s[128], e[256];
 			size_t ends[64], n;
-			snprintf(s, sizeof(s), "%s%s", pass == 1 ? " " : pass == 2 ? "\n" : "",
-				 words[w]);
+			snprintf(s, sizeof(s), "%s%s",
+			         pass == 1   ? " "
+			         : pass == 2 ? "\n"
+			                     : "",
+			         words[w]);
 			byte_encode(s, e, sizeof(e));
 			n = chars_of(e, ends);
 			if (n < 2)
@@ -227,7 +285,8 @@ int main(int argc, char **argv)
 	int spm;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: mediad-tokvocab spm|llama3|qwen2|smollm|gpt-2|default FILE\n");
+		fprintf(stderr,
+		        "usage: mediad-tokvocab spm|llama3|qwen2|smollm|gpt-2|default FILE\n");
 		return 2;
 	}
 	spm = !strcmp(argv[1], "spm");
@@ -252,11 +311,11 @@ int main(int argc, char **argv)
 	gguf_w_arr(&w, "tokenizer.ggml.token_type", GGUF_INT32, v.type, v.n);
 	if (!spm)
 		gguf_w_arr_str(&w, "tokenizer.ggml.merges", (const char *const *)v.merges,
-			       v.n_merges);
+		               v.n_merges);
 	gguf_w_u32(&w, "tokenizer.ggml.bos_token_id",
-		   (uint32_t)vocab_find(&v, spm ? "<s>" : "<|begin_of_text|>"));
+	           (uint32_t)vocab_find(&v, spm ? "<s>" : "<|begin_of_text|>"));
 	gguf_w_u32(&w, "tokenizer.ggml.eos_token_id",
-		   (uint32_t)vocab_find(&v, spm ? "</s>" : "<|end_of_text|>"));
+	           (uint32_t)vocab_find(&v, spm ? "</s>" : "<|end_of_text|>"));
 	if (spm)
 		gguf_w_u32(&w, "tokenizer.ggml.unknown_token_id", 0);
 	gguf_w_bool(&w, "tokenizer.ggml.add_bos_token", spm || !strcmp(argv[1], "llama3"));

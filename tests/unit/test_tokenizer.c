@@ -102,32 +102,43 @@ static int load_spec(const struct spec *s, struct tokenizer *t, char *err, size_
 #define SP "\xe2\x96\x81"
 
 static const char *const spm_tokens[] = {
-	"<unk>", "<s>", "</s>", "<0xF0>", "<0x9F>", "<0x98>", "<0x80>", "<0x0A>", /* 0-7 */
-	SP, "h", "e", "l", "o", "w", "r", "d",					  /* 8-15 */
-	"he", "ll", "llo", SP "he", SP "hello", "wo", "wor", "ld",		  /* 16-23 */
-	"world", SP "w", SP "wor", "<|im_start|>", "<tool>", "\xc3\xa9", SP "\xc3\xa9", /* 24-30 */
+    "<unk>",    "<s>",      "</s>",        "<0xF0>",
+    "<0x9F>",   "<0x98>",   "<0x80>",      "<0x0A>", /* 0-7 */
+    SP,         "h",        "e",           "l",
+    "o",        "w",        "r",           "d", /* 8-15 */
+    "he",       "ll",       "llo",         SP "he",
+    SP "hello", "wo",       "wor",         "ld", /* 16-23 */
+    "world",    SP "w",     SP "wor",      "<|im_start|>",
+    "<tool>",   "\xc3\xa9", SP "\xc3\xa9", /* 24-30 */
 };
 static const float spm_scores[] = {
-	0, 0, 0, 0, 0, 0, 0, 0, -10, -10, -10, -10, -10, -10, -10, -10,
-	-3, -2, -1, -4, 0, -7, -6, -6.5f, -5, -8, -9, 0, 0, -10, -20,
+    0,  0,  0,  0,  0, 0,  0,  0,     -10, -10, -10, -10, -10, -10, -10, -10,
+    -3, -2, -1, -4, 0, -7, -6, -6.5f, -5,  -8,  -9,  0,   0,   -10, -20,
 };
 static const int32_t spm_types[] = {
-	2, 3, 3, 6, 6, 6, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1,
+    2, 3, 3, 6, 6, 6, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1,
 };
 
 static struct spec spm_spec(void)
 {
 	return (struct spec){
-		.model = "llama", .tokens = spm_tokens, .n = ARRAY_SIZE(spm_tokens),
-		.scores = spm_scores, .n_scores = ARRAY_SIZE(spm_scores), .types = spm_types,
-		.n_types = ARRAY_SIZE(spm_types), .bos = 1, .eos = 2, .unk = 0, .add_bos = 1,
-		.add_eos = -1,
+	    .model = "llama",
+	    .tokens = spm_tokens,
+	    .n = ARRAY_SIZE(spm_tokens),
+	    .scores = spm_scores,
+	    .n_scores = ARRAY_SIZE(spm_scores),
+	    .types = spm_types,
+	    .n_types = ARRAY_SIZE(spm_types),
+	    .bos = 1,
+	    .eos = 2,
+	    .unk = 0,
+	    .add_bos = 1,
+	    .add_eos = -1,
 	};
 }
 
 static void expect_ids(const struct tokenizer *t, const char *text, int add, int special,
-		       const int32_t *want, size_t n_want)
+                       const int32_t *want, size_t n_want)
 {
 	int32_t got[64];
 	size_t n = 0;
@@ -145,10 +156,10 @@ static void expect_ids(const struct tokenizer *t, const char *text, int add, int
 	}
 }
 
-#define EXPECT(t, text, add, special, ...)                                                   \
-	do {                                                                                 \
-		static const int32_t want_[] = {__VA_ARGS__};                                \
-		expect_ids(t, text, add, special, want_, ARRAY_SIZE(want_));                 \
+#define EXPECT(t, text, add, special, ...)                                                         \
+	do {                                                                                       \
+		static const int32_t want_[] = {__VA_ARGS__};                                      \
+		expect_ids(t, text, add, special, want_, ARRAY_SIZE(want_));                       \
 	} while (0)
 
 static void expect_none(const struct tokenizer *t, const char *text, int add)
@@ -288,7 +299,8 @@ static void expect_split(enum tok_pre pre, const char *text, const char *want)
 	}
 	buf_puts(&got, ""); /* data is NULL until something is appended */
 	if (strcmp(got.data, want))
-		fprintf(stderr, "pre %d \"%s\": got \"%s\" want \"%s\"\n", pre, text, got.data, want);
+		fprintf(stderr, "pre %d \"%s\": got \"%s\" want \"%s\"\n", pre, text, got.data,
+		        want);
 	assert_string_equal(got.data, want);
 	buf_release(&got);
 }
@@ -303,7 +315,8 @@ static void test_pretok(void **state)
 	expect_split(TOK_PRE_GPT2, "12345 x7", "12345| x|7");
 	expect_split(TOK_PRE_GPT2, "hi!!! ok", "hi|!!!| ok");
 	expect_split(TOK_PRE_GPT2, "a\n\nb", "a|\n|\n|b");
-	expect_split(TOK_PRE_GPT2, "\xe6\x97\xa5\xe6\x9c\xac text", "\xe6\x97\xa5\xe6\x9c\xac| text");
+	expect_split(TOK_PRE_GPT2, "\xe6\x97\xa5\xe6\x9c\xac text",
+	             "\xe6\x97\xa5\xe6\x9c\xac| text");
 	expect_split(TOK_PRE_GPT2, "", "");
 	/* llama3: any-case contractions, digits by three, newlines kept with
 	 * the punctuation before them */
@@ -314,7 +327,7 @@ static void test_pretok(void **state)
 	expect_split(TOK_PRE_LLAMA3, "hi!!!\n\nok", "hi|!!!\n\n|ok");
 	expect_split(TOK_PRE_LLAMA3, "  x", " | x");
 	expect_split(TOK_PRE_LLAMA3, " \xf0\x9f\x8e\x89\xf0\x9f\x9a\x80 x",
-		     " \xf0\x9f\x8e\x89\xf0\x9f\x9a\x80| x");
+	             " \xf0\x9f\x8e\x89\xf0\x9f\x9a\x80| x");
 	expect_split(TOK_PRE_LLAMA3, "$hello 3x", "$hello| |3|x");
 	expect_split(TOK_PRE_LLAMA3, "end  ", "end|  ");
 	/* qwen2: single digits */
@@ -331,28 +344,68 @@ static void test_pretok(void **state)
 /* ---- BPE ---- */
 
 static const char *const bpe_tokens[] = {
-	"h", "e", "l", "o", "\xc4\xa0" /* space */, "w", "r", "d",	 /* 0-7 */
-	"1", "2", "3", "4", "5", "'", "s", "!",				 /* 8-15 */
-	"\xc4\x8a" /* \n */, "34", "he", "ll", "hell", "hello", "\xc4\xa0w", "or", /* 16-23 */
-	"\xc4\xa0wor", "ld", "\xc4\xa0world", "12", "123", "'s", "<|begin_of_text|>", /* 24-30 */
-	"<|im_start|>", "<tool>", "\xc3\xa9" /* é = C3 A9 */, "\xc2\xa9",	   /* 31-34 */
+    "h",
+    "e",
+    "l",
+    "o",
+    "\xc4\xa0" /* space */,
+    "w",
+    "r",
+    "d", /* 0-7 */
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "'",
+    "s",
+    "!", /* 8-15 */
+    "\xc4\x8a" /* \n */,
+    "34",
+    "he",
+    "ll",
+    "hell",
+    "hello",
+    "\xc4\xa0w",
+    "or", /* 16-23 */
+    "\xc4\xa0wor",
+    "ld",
+    "\xc4\xa0world",
+    "12",
+    "123",
+    "'s",
+    "<|begin_of_text|>", /* 24-30 */
+    "<|im_start|>",
+    "<tool>",
+    "\xc3\xa9" /* é = C3 A9 */,
+    "\xc2\xa9", /* 31-34 */
 };
 static const int32_t bpe_types[] = {
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 4, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 4, 1, 1,
 };
 static const char *const bpe_merges[] = {
-	"3 4", "h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "o r", "\xc4\xa0w or", "l d",
-	"\xc4\xa0wor ld", "1 2", "12 3", "' s",
+    "3 4",        "h e",  "l l",          "he ll", "hell o",
+    "\xc4\xa0 w", "o r",  "\xc4\xa0w or", "l d",   "\xc4\xa0wor ld",
+    "1 2",        "12 3", "' s",
 };
 
 static struct spec bpe_spec(const char *pre)
 {
 	return (struct spec){
-		.model = "gpt2", .pre = pre, .tokens = bpe_tokens, .n = ARRAY_SIZE(bpe_tokens),
-		.types = bpe_types, .n_types = ARRAY_SIZE(bpe_types), .merges = bpe_merges,
-		.n_merges = ARRAY_SIZE(bpe_merges), .bos = 30, .eos = -1, .unk = -1, .add_bos = -1,
-		.add_eos = -1,
+	    .model = "gpt2",
+	    .pre = pre,
+	    .tokens = bpe_tokens,
+	    .n = ARRAY_SIZE(bpe_tokens),
+	    .types = bpe_types,
+	    .n_types = ARRAY_SIZE(bpe_types),
+	    .merges = bpe_merges,
+	    .n_merges = ARRAY_SIZE(bpe_merges),
+	    .bos = 30,
+	    .eos = -1,
+	    .unk = -1,
+	    .add_bos = -1,
+	    .add_eos = -1,
 	};
 }
 
@@ -531,12 +584,12 @@ static void test_refusals(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_spm_encode, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spm_decode, setup, teardown),
-		cmocka_unit_test(test_pretok),
-		cmocka_unit_test_setup_teardown(test_bpe_encode, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bpe_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spm_encode, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spm_decode, setup, teardown),
+	    cmocka_unit_test(test_pretok),
+	    cmocka_unit_test_setup_teardown(test_bpe_encode, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bpe_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,7 +209,7 @@ static int pred_punct(uint32_t c, unsigned f)
  * with exact takes runs of exactly k (X{k}, the rest of a run joins the
  * text between matches), chunk k without exact takes 1..k (X{1,k}). */
 static void split_runs(const struct piece *p, struct ends *o, cp_pred *pred, size_t chunk,
-		       int exact)
+                       int exact)
 {
 	size_t i = p->lo;
 
@@ -236,7 +236,15 @@ static void split_runs(const struct piece *p, struct ends *o, cp_pred *pred, siz
 	cut(o, p->hi, p->lo);
 }
 
-enum step { STEP_GPT2, STEP_LLAMA3, STEP_QWEN2, STEP_DIGIT_EACH, STEP_PUNCT, STEP_NUMBERS, STEP_DIGIT3 };
+enum step {
+	STEP_GPT2,
+	STEP_LLAMA3,
+	STEP_QWEN2,
+	STEP_DIGIT_EACH,
+	STEP_PUNCT,
+	STEP_NUMBERS,
+	STEP_DIGIT3
+};
 
 static void run_step(enum step s, const struct piece *p, struct ends *o)
 {
@@ -267,7 +275,7 @@ static void run_step(enum step s, const struct piece *p, struct ends *o)
 }
 
 size_t pretok_split(enum tok_pre pre, const uint32_t *cps, const unsigned *flags, size_t n,
-		    size_t *ends)
+                    size_t *ends)
 {
 	static const enum step s_default[] = {STEP_PUNCT, STEP_GPT2, STEP_NUMBERS, STEP_DIGIT3};
 	static const enum step s_gpt2[] = {STEP_GPT2};

@@ -17,11 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runners/llama/tokenizer.h"
+/* The pre-tokenizers, by tokenizer.ggml.pre (names in tokenizer.c). */
+enum tok_pre { TOK_PRE_DEFAULT, TOK_PRE_GPT2, TOK_PRE_LLAMA3, TOK_PRE_QWEN2, TOK_PRE_SMOLLM };
 
 /* Split cps[0..n) (flags[i] = uni_flags(cps[i])): writes the end index of
  * each piece to ends (room for n) and returns the piece count. */
 size_t pretok_split(enum tok_pre pre, const uint32_t *cps, const unsigned *flags, size_t n,
-		    size_t *ends);
+                    size_t *ends);
 
 #endif

@@ -16,12 +16,12 @@
 #include "runners/llama/unicode.h"
 #include "util.h"
 
-#define K_MODEL "tokenizer.ggml.model"
+#define K_MODEL  "tokenizer.ggml.model"
 #define K_TOKENS "tokenizer.ggml.tokens"
 #define K_SCORES "tokenizer.ggml.scores"
-#define K_TYPES "tokenizer.ggml.token_type"
+#define K_TYPES  "tokenizer.ggml.token_type"
 #define K_MERGES "tokenizer.ggml.merges"
-#define K_PRE "tokenizer.ggml.pre"
+#define K_PRE    "tokenizer.ggml.pre"
 
 /* ---- hashing ---- */
 
@@ -91,36 +91,38 @@ const char *tok_token_text(const struct tokenizer *t, int32_t id, size_t *len)
 /* ---- loading ---- */
 
 static const struct gguf_value *find_array(const struct gguf *g, const char *key,
-					   enum gguf_vtype want, int required, char *err,
-					   size_t errlen)
+                                           enum gguf_vtype want, int required, char *err,
+                                           size_t errlen)
 {
 	const struct gguf_kv *kv = gguf_find(g, key);
 
 	if (!kv) {
 		if (required)
 			snprintf(err, errlen, "%s: %s: missing (required for this tokenizer)",
-				 g->path, key);
+			         g->path, key);
 		return NULL;
 	}
 	if (kv->v.type != GGUF_ARRAY) {
 		snprintf(err, errlen, "%s: %s: is a %s, must be an array", g->path, key,
-			 gguf_vtype_name(kv->v.type));
+		         gguf_vtype_name(kv->v.type));
 		return NULL;
 	}
 	int numeric = want != GGUF_STRING;
 	int is_str = kv->v.arr.type == GGUF_STRING;
 	if (numeric == is_str || (want == GGUF_FLOAT32 && kv->v.arr.type != GGUF_FLOAT32 &&
-				  kv->v.arr.type != GGUF_FLOAT64)) {
+	                          kv->v.arr.type != GGUF_FLOAT64)) {
 		snprintf(err, errlen, "%s: %s: array of %s, must be an array of %s", g->path, key,
-			 gguf_vtype_name(kv->v.arr.type), want == GGUF_STRING ? "string"
-			 : want == GGUF_FLOAT32 ? "float32" : "integers");
+		         gguf_vtype_name(kv->v.arr.type),
+		         want == GGUF_STRING    ? "string"
+		         : want == GGUF_FLOAT32 ? "float32"
+		                                : "integers");
 		return NULL;
 	}
 	return &kv->v;
 }
 
 static int load_id(const struct gguf *g, const char *key, uint32_t n, int32_t *id, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	uint32_t v;
 	int rc = gguf_get_u32(g, key, &v, err, errlen);
@@ -131,7 +133,7 @@ static int load_id(const struct gguf *g, const char *key, uint32_t n, int32_t *i
 		return rc;
 	if (v >= n) {
 		snprintf(err, errlen, "%s: %s: %u is out of range (the vocabulary has %u tokens)",
-			 g->path, key, v, n);
+		         g->path, key, v, n);
 		return -EINVAL;
 	}
 	*id = (int32_t)v;
@@ -150,11 +152,11 @@ static int pre_by_name(const char *name, enum tok_pre *pre)
 		const char *name;
 		enum tok_pre pre;
 	} names[] = {
-		{"default", TOK_PRE_DEFAULT}, {"llama3", TOK_PRE_LLAMA3},
-		{"llama-v3", TOK_PRE_LLAMA3}, {"llama-bpe", TOK_PRE_LLAMA3},
-		{"qwen2", TOK_PRE_QWEN2},     {"deepseek-r1-qwen", TOK_PRE_QWEN2},
-		{"smollm", TOK_PRE_SMOLLM},   {"gpt-2", TOK_PRE_GPT2},
-		{"phi-2", TOK_PRE_GPT2},
+	    {"default", TOK_PRE_DEFAULT}, {"llama3", TOK_PRE_LLAMA3},
+	    {"llama-v3", TOK_PRE_LLAMA3}, {"llama-bpe", TOK_PRE_LLAMA3},
+	    {"qwen2", TOK_PRE_QWEN2},     {"deepseek-r1-qwen", TOK_PRE_QWEN2},
+	    {"smollm", TOK_PRE_SMOLLM},   {"gpt-2", TOK_PRE_GPT2},
+	    {"phi-2", TOK_PRE_GPT2},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		if (!strcmp(name, names[i].name)) {
@@ -198,7 +200,7 @@ static int load_tokens(struct tokenizer *t, const struct gguf *g, char *err, siz
 	n = toks->arr.n;
 	if (n == 0 || n > INT32_MAX) {
 		snprintf(err, errlen, "%s: %s: %llu tokens, must be 1..%d", g->path, K_TOKENS,
-			 (unsigned long long)n, INT32_MAX);
+		         (unsigned long long)n, INT32_MAX);
 		return -EINVAL;
 	}
 	scores = find_array(g, K_SCORES, GGUF_FLOAT32, t->kind == TOK_SPM, err, errlen);
@@ -208,16 +210,16 @@ static int load_tokens(struct tokenizer *t, const struct gguf *g, char *err, siz
 		return -EINVAL;
 	if ((scores && scores->arr.n != n) || types->arr.n != n) {
 		snprintf(err, errlen, "%s: %s: %llu entries, must match %s (%llu)", g->path,
-			 types->arr.n != n ? K_TYPES : K_SCORES,
-			 (unsigned long long)(types->arr.n != n ? types->arr.n : scores->arr.n),
-			 K_TOKENS, (unsigned long long)n);
+		         types->arr.n != n ? K_TYPES : K_SCORES,
+		         (unsigned long long)(types->arr.n != n ? types->arr.n : scores->arr.n),
+		         K_TOKENS, (unsigned long long)n);
 		return -EINVAL;
 	}
 	for (uint64_t i = 0; i < n; i++)
 		total += gguf_arr_str(g, toks, i).len;
 	if (total > UINT32_MAX) {
 		snprintf(err, errlen, "%s: %s: token texts total %llu bytes, over 4 GiB", g->path,
-			 K_TOKENS, (unsigned long long)total);
+		         K_TOKENS, (unsigned long long)total);
 		return -EINVAL;
 	}
 	t->n_vocab = (uint32_t)n;
@@ -237,14 +239,14 @@ static int load_tokens(struct tokenizer *t, const struct gguf *g, char *err, siz
 		e->score = scores ? (float)gguf_arr_num(scores, i) : 0.0f;
 		if (ty < TOK_TYPE_NORMAL || ty > TOK_TYPE_BYTE) {
 			snprintf(err, errlen, "%s: %s: token %u has type %g, must be 1..6", g->path,
-				 K_TYPES, i, ty);
+			         K_TYPES, i, ty);
 			return -EINVAL;
 		}
 		e->type = (uint8_t)ty;
 		int32_t dup = index_add(t, i);
 		if (dup >= 0) {
 			snprintf(err, errlen, "%s: %s: token %u \"%.*s\" repeats token %d", g->path,
-				 K_TOKENS, i, (int)MIN(s.len, 64), s.p, dup);
+			         K_TOKENS, i, (int)MIN(s.len, 64), s.p, dup);
 			return -EINVAL;
 		}
 	}
@@ -259,8 +261,10 @@ static int parse_byte_token(const char *s, size_t len)
 		return -1;
 	for (int i = 3; i < 5; i++) {
 		char c = s[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		                               : -1;
 		if (d < 0)
 			return -1;
 		v = v * 16 + (unsigned)d;
@@ -277,9 +281,10 @@ static int load_bytes(struct tokenizer *t, const struct gguf *g, char *err, size
 			continue;
 		int b = parse_byte_token(t->text + t->tok[i].off, t->tok[i].len);
 		if (b < 0) {
-			snprintf(err, errlen, "%s: %s: byte token %u \"%.*s\" is not of the form <0xXX>",
-				 g->path, K_TOKENS, i, (int)MIN(t->tok[i].len, 64u),
-				 t->text + t->tok[i].off);
+			snprintf(err, errlen,
+			         "%s: %s: byte token %u \"%.*s\" is not of the form <0xXX>",
+			         g->path, K_TOKENS, i, (int)MIN(t->tok[i].len, 64u),
+			         t->text + t->tok[i].off);
 			return -EINVAL;
 		}
 		t->byte_tok[b] = (int32_t)i;
@@ -301,7 +306,7 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
 		return -EINVAL;
 	if (m->arr.n > INT32_MAX) {
 		snprintf(err, errlen, "%s: %s: %llu merges, too many", g->path, K_MERGES,
-			 (unsigned long long)m->arr.n);
+		         (unsigned long long)m->arr.n);
 		return -EINVAL;
 	}
 	t->merge_mask = table_mask(m->arr.n);
@@ -313,17 +318,19 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
 		int32_t l, r;
 
 		if (!sp) {
-			snprintf(err, errlen, "%s: %s: merge %llu \"%.*s\" has no space after its first "
-				 "byte", g->path, K_MERGES, (unsigned long long)k, (int)MIN(s.len, 64),
-				 s.p);
+			snprintf(err, errlen,
+			         "%s: %s: merge %llu \"%.*s\" has no space after its first "
+			         "byte",
+			         g->path, K_MERGES, (unsigned long long)k, (int)MIN(s.len, 64),
+			         s.p);
 			return -EINVAL;
 		}
 		l = tok_find(t, s.p, (size_t)(sp - s.p));
 		r = tok_find(t, sp + 1, (size_t)(s.p + s.len - sp - 1));
 		if (l < 0 || r < 0) {
 			snprintf(err, errlen, "%s: %s: merge %llu \"%.*s\" names a token not in %s",
-				 g->path, K_MERGES, (unsigned long long)k, (int)MIN(s.len, 64), s.p,
-				 K_TOKENS);
+			         g->path, K_MERGES, (unsigned long long)k, (int)MIN(s.len, 64), s.p,
+			         K_TOKENS);
 			return -EINVAL;
 		}
 		if (merge_rank(t, l, r) >= 0)
@@ -353,8 +360,8 @@ static void load_specials(struct tokenizer *t)
 	t->special = xmalloc(t->n_vocab * sizeof(*t->special));
 	for (uint32_t i = 0; i < t->n_vocab; i++) {
 		uint8_t ty = t->tok[i].type;
-		if (t->tok[i].len && (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER ||
-				      ty == TOK_TYPE_UNKNOWN))
+		if (t->tok[i].len &&
+		    (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER || ty == TOK_TYPE_UNKNOWN))
 			t->special[t->n_special++] = (int32_t)i;
 	}
 	qsort_r(t->special, t->n_special, sizeof(*t->special), cmp_special, t);
@@ -378,21 +385,27 @@ static int load_settings(struct tokenizer *t, const struct gguf *g, char *err, s
 	}
 	if ((rc = load_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err, errlen)) ||
 	    (rc = load_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, err, errlen)) ||
-	    (rc = load_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, err, errlen)) ||
-	    (rc = load_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err, errlen)) ||
+	    (rc =
+	         load_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, err, errlen)) ||
+	    (rc =
+	         load_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err, errlen)) ||
 	    (rc = load_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err, errlen)) ||
 	    (rc = load_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err, errlen)) ||
 	    (rc = load_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err,
-			    errlen)))
+	                    errlen)))
 		return rc;
 	if (t->add_bos && t->bos < 0) {
-		snprintf(err, errlen, "%s: tokenizer.ggml.bos_token_id: missing, but "
-			 "tokenizer.ggml.add_bos_token is true", g->path);
+		snprintf(err, errlen,
+		         "%s: tokenizer.ggml.bos_token_id: missing, but "
+		         "tokenizer.ggml.add_bos_token is true",
+		         g->path);
 		return -EINVAL;
 	}
 	if (t->add_eos && t->eos < 0) {
-		snprintf(err, errlen, "%s: tokenizer.ggml.eos_token_id: missing, but "
-			 "tokenizer.ggml.add_eos_token is true", g->path);
+		snprintf(err, errlen,
+		         "%s: tokenizer.ggml.eos_token_id: missing, but "
+		         "tokenizer.ggml.add_eos_token is true",
+		         g->path);
 		return -EINVAL;
 	}
 	return 0;
@@ -415,7 +428,7 @@ int tok_load(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen
 		t->kind = TOK_BPE;
 	} else {
 		snprintf(err, errlen, "%s: %s: \"%s\" is not a known model (llama, gpt2)", g->path,
-			 K_MODEL, name);
+		         K_MODEL, name);
 		return -EINVAL;
 	}
 	t->pre = TOK_PRE_DEFAULT;
@@ -424,9 +437,12 @@ int tok_load(struct tokenizer *t, const struct gguf *g, char *err, size_t errlen
 		if (rc && rc != -ENOENT)
 			return -EINVAL;
 		if (!rc && pre_by_name(name, &t->pre)) {
-			snprintf(err, errlen, "%s: %s: \"%s\" is not a known pre-tokenizer (default, "
-				 "llama3, llama-v3, llama-bpe, qwen2, deepseek-r1-qwen, smollm, gpt-2, "
-				 "phi-2)", g->path, K_PRE, name);
+			snprintf(
+			    err, errlen,
+			    "%s: %s: \"%s\" is not a known pre-tokenizer (default, "
+			    "llama3, llama-v3, llama-bpe, qwen2, deepseek-r1-qwen, smollm, gpt-2, "
+			    "phi-2)",
+			    g->path, K_PRE, name);
 			return -EINVAL;
 		}
 	}
@@ -475,8 +491,8 @@ struct frag {
 
 /* Cut the text around special tokens' texts, longest token first, as
  * llama.cpp's tokenizer_st_partition. Returns the fragment count. */
-static size_t partition(const struct tokenizer *t, const char *text, size_t len,
-			int parse_special, struct frag **out)
+static size_t partition(const struct tokenizer *t, const char *text, size_t len, int parse_special,
+                        struct frag **out)
 {
 	struct frag *cur = xmalloc(sizeof(*cur)), *next = NULL;
 	size_t n = 0;
@@ -672,7 +688,8 @@ static int spm_emit(struct merger *m, struct ids *o)
 		}
 		for (size_t k = 0; k < y->n; k++) {
 			unsigned char c = (unsigned char)m->s[y->off + k];
-			int32_t id = t->byte_tok[c] >= 0 ? t->byte_tok[c] : tok_find(t, (char *)&c, 1);
+			int32_t id =
+			    t->byte_tok[c] >= 0 ? t->byte_tok[c] : tok_find(t, (char *)&c, 1);
 			if (id >= 0)
 				ids_push(o, id);
 			else
@@ -688,7 +705,7 @@ static int spm_emit(struct merger *m, struct ids *o)
 }
 
 static int spm_encode(struct merger *m, const char *text, size_t len, int space_prefix,
-		      struct buf *scratch, struct ids *o)
+                      struct buf *scratch, struct ids *o)
 {
 	buf_reset(scratch);
 	if (space_prefix)
@@ -708,7 +725,7 @@ static int spm_encode(struct merger *m, const char *text, size_t len, int space_
  * pre-tokenizer's pieces, each piece's UTF-8 mapped byte by byte to GPT-2's
  * code points, then merged. */
 static void bpe_encode(struct merger *m, const char *text, size_t len, struct buf *scratch,
-		       struct ids *o)
+                       struct ids *o)
 {
 	const struct tokenizer *t = m->t;
 	uint32_t *cps = xmalloc((len + 1) * sizeof(*cps));
@@ -727,7 +744,8 @@ static void bpe_encode(struct merger *m, const char *text, size_t len, struct bu
 			char u[4], e[4];
 			size_t nu = uni_encode(cps[i], u);
 			for (size_t k = 0; k < nu; k++)
-				buf_append(scratch, e, uni_encode(t->byte_cp[(unsigned char)u[k]], e));
+				buf_append(scratch, e,
+				           uni_encode(t->byte_cp[(unsigned char)u[k]], e));
 		}
 		if (t->ignore_merges) {
 			int32_t id = tok_find(t, scratch->data, scratch->len);
@@ -758,7 +776,7 @@ static void bpe_encode(struct merger *m, const char *text, size_t len, struct bu
 }
 
 int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_special,
-	       int parse_special, int32_t *out, size_t max, size_t *n_out)
+               int parse_special, int32_t *out, size_t max, size_t *n_out)
 {
 	struct merger m = {.t = t};
 	struct ids o = {0};
@@ -778,7 +796,7 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_
 		}
 		if (t->kind == TOK_SPM)
 			rc = spm_encode(&m, text + frags[f].off, frags[f].len,
-					t->add_space_prefix && prev_special, &scratch, &o);
+			                t->add_space_prefix && prev_special, &scratch, &o);
 		else
 			bpe_encode(&m, text + frags[f].off, frags[f].len, &scratch, &o);
 		prev_special = 0;
@@ -869,8 +887,10 @@ void tok_stream_init(struct tok_stream *s, const struct tokenizer *t, int specia
 /* 1 when b[0..n) can begin a well-formed sequence that needs more bytes. */
 static int utf8_prefix_ok(const unsigned char *b, size_t n)
 {
-	size_t need = b[0] >= 0xc2 && b[0] <= 0xdf ? 2 : b[0] >= 0xe0 && b[0] <= 0xef ? 3
-		      : b[0] >= 0xf0 && b[0] <= 0xf4 ? 4 : 0;
+	size_t need = b[0] >= 0xc2 && b[0] <= 0xdf   ? 2
+	              : b[0] >= 0xe0 && b[0] <= 0xef ? 3
+	              : b[0] >= 0xf0 && b[0] <= 0xf4 ? 4
+	                                             : 0;
 
 	if (!need || n >= need)
 		return 0;
@@ -950,7 +970,7 @@ int tok_stream_flush(struct tok_stream *s, struct buf *out)
 }
 
 int tok_decode(const struct tokenizer *t, const int32_t *ids, size_t n, int special,
-	       struct buf *out)
+               struct buf *out)
 {
 	struct tok_stream s;
 	int rc = 0;

@@ -24,10 +24,9 @@
 
 #include "buf.h"
 #include "runners/llama/gguf.h"
+#include "runners/llama/pretok.h"
 
 enum tok_kind { TOK_SPM, TOK_BPE };
-
-enum tok_pre { TOK_PRE_DEFAULT, TOK_PRE_GPT2, TOK_PRE_LLAMA3, TOK_PRE_QWEN2, TOK_PRE_SMOLLM };
 
 /* tokenizer.ggml.token_type values */
 enum tok_type {
@@ -50,16 +49,16 @@ struct tokenizer {
 	enum tok_pre pre;
 	uint32_t n_vocab;
 	struct tok_entry *tok;
-	char *text;	       /* every token's text, back to back */
-	uint32_t *index;       /* open addressing: token text -> id + 1 (0 empty) */
+	char *text;      /* every token's text, back to back */
+	uint32_t *index; /* open addressing: token text -> id + 1 (0 empty) */
 	uint32_t index_mask;
-	uint64_t *merge_key;   /* open addressing: (left id, right id) + 1 -> rank */
+	uint64_t *merge_key; /* open addressing: (left id, right id) + 1 -> rank */
 	uint32_t *merge_rank;
 	uint32_t merge_mask;
-	int32_t *special;      /* control, unknown and user-defined ids, longest text first */
+	int32_t *special; /* control, unknown and user-defined ids, longest text first */
 	uint32_t n_special;
-	int32_t byte_tok[256]; /* SPM <0xXX> tokens, -1 when absent */
-	uint16_t byte_cp[256]; /* BPE: GPT-2's printable code point of each byte */
+	int32_t byte_tok[256];      /* SPM <0xXX> tokens, -1 when absent */
+	uint16_t byte_cp[256];      /* BPE: GPT-2's printable code point of each byte */
 	int32_t bos, eos, unk, pad; /* -1 when none */
 	int add_bos, add_eos, add_space_prefix, ignore_merges;
 };
@@ -75,7 +74,7 @@ void tok_release(struct tokenizer *t);
  * count passes max; -EINVAL when a character has no token, no byte token
  * and the vocabulary no unknown token. */
 int tok_encode(const struct tokenizer *t, const char *text, size_t len, int add_special,
-	       int parse_special, int32_t *out, size_t max, size_t *n_out);
+               int parse_special, int32_t *out, size_t max, size_t *n_out);
 
 /* The id of a token by its exact stored text, or -1. */
 int32_t tok_find(const struct tokenizer *t, const char *text, size_t len);
@@ -107,6 +106,6 @@ int tok_stream_push(struct tok_stream *s, int32_t id, struct buf *out);
 int tok_stream_flush(struct tok_stream *s, struct buf *out);
 /* Whole-sequence decode through a stream. */
 int tok_decode(const struct tokenizer *t, const int32_t *ids, size_t n, int special,
-	       struct buf *out);
+               struct buf *out);
 
 #endif

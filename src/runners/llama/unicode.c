@@ -4,7 +4,15 @@
 
 #include "util.h"
 
-enum ucat { UCAT_LETTER, UCAT_NUMBER, UCAT_PUNCT, UCAT_SYMBOL, UCAT_MARK, UCAT_SEPARATOR, UCAT_OTHER };
+enum ucat {
+	UCAT_LETTER,
+	UCAT_NUMBER,
+	UCAT_PUNCT,
+	UCAT_SYMBOL,
+	UCAT_MARK,
+	UCAT_SEPARATOR,
+	UCAT_OTHER
+};
 
 struct ucat_range {
 	uint32_t lo, hi;
@@ -14,9 +22,9 @@ struct ucat_range {
 #include "runners/llama/unicode_tab.h"
 
 static const unsigned ucat_flag[] = {
-	[UCAT_LETTER] = UNI_LETTER, [UCAT_NUMBER] = UNI_NUMBER,	      [UCAT_PUNCT] = UNI_PUNCT,
-	[UCAT_SYMBOL] = UNI_SYMBOL, [UCAT_MARK] = UNI_MARK,	      [UCAT_SEPARATOR] = UNI_SEPARATOR,
-	[UCAT_OTHER] = UNI_OTHER,
+    [UCAT_LETTER] = UNI_LETTER, [UCAT_NUMBER] = UNI_NUMBER, [UCAT_PUNCT] = UNI_PUNCT,
+    [UCAT_SYMBOL] = UNI_SYMBOL, [UCAT_MARK] = UNI_MARK,     [UCAT_SEPARATOR] = UNI_SEPARATOR,
+    [UCAT_OTHER] = UNI_OTHER,
 };
 
 /* llama.cpp's `\s`: ASCII tab..CR and space, NEL, NBSP and the Unicode
