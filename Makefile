@@ -125,7 +125,10 @@ run: deps
 unit: $(UNIT_BIN) $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; MEDIAD_SRC=$(CURDIR) ./$$t; done
 
-blackbox: $(BUILD)/mediad $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS)
+# tools the black-box tests run (beside MEDIAD_BIN)
+TEST_TOOLS := $(BUILD)/mediad-mkgguf $(BUILD)/mediad-llamarun $(BUILD)/mediad-tokdump \
+              $(BUILD)/mediad-tokvocab $(BUILD)/mediad-mkweights
+blackbox: $(BUILD)/mediad $(BUILD)/mediad-device-cpu.so $(TEST_PLUGINS) $(TEST_TOOLS)
 	MEDIAD_BIN=$(CURDIR)/$(BUILD)/mediad /usr/bin/python3 -m pytest -q -x tests/blackbox $(PYTEST_ARGS)
 
 check: deps

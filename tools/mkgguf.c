@@ -3,7 +3,7 @@
  * which llama.cpp loads as well.
  *
  *   mediad-mkgguf [--arch llama|qwen2] [--tokenizer llama|gpt2]
- *                 [--pre llama-bpe|qwen2|smollm|gpt2] [--type F32|F16|BF16|...]
+ *                 [--pre llama-bpe|qwen2|smollm|gpt-2] [--type F32|F16|BF16|...]
  *                 [--embd N] [--layers N] [--heads N] [--kv-heads N] [--ff N]
  *                 [--ctx N] [--tied] [--seed N] [--name S] [--omit TENSOR] -o FILE
  *
@@ -23,7 +23,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mediad-mkgguf [--arch llama|qwen2] [--tokenizer llama|gpt2] "
-		   "[--pre llama-bpe|qwen2|smollm|gpt2]\n"
+		   "[--pre llama-bpe|qwen2|smollm|gpt-2]\n"
 		   "                     [--type F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q5_K|Q6_K] [--embd N] "
 		   "[--layers N] [--heads N]\n"
 		   "                     [--kv-heads N] [--ff N] [--ctx N] [--tied] [--seed N] "

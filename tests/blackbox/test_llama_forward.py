@@ -14,8 +14,10 @@ import subprocess
 
 import pytest
 
+from harness import BIN
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-BUILD = os.path.join(ROOT, "build")
+BUILD = os.path.dirname(os.path.abspath(BIN))  # the tools beside the binary under test
 CLIENTS = os.path.join(ROOT, "tests", "clients")
 
 MODELS = {

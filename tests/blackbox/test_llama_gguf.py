@@ -12,8 +12,10 @@ import subprocess
 
 import pytest
 
+from harness import BIN
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-MKGGUF = os.path.join(ROOT, "build", "mediad-mkgguf")
+MKGGUF = os.path.join(os.path.dirname(os.path.abspath(BIN)), "mediad-mkgguf")
 CLIENTS = os.path.join(ROOT, "tests", "clients")
 
 KINDS = [

@@ -16,7 +16,7 @@
 struct llama_synth_opts {
 	const char *arch;      /* "llama" or "qwen2" */
 	const char *tokenizer; /* "llama" (SPM) or "gpt2" (BPE) */
-	const char *pre;       /* gpt2 pre-tokenizer name: "llama-bpe", "qwen2", "smollm", "gpt2" */
+	const char *pre;       /* gpt2 pre-tokenizer name: "llama-bpe", "qwen2", "smollm", "gpt-2" */
 	uint32_t type;         /* enum ggml_type of the 2-D weights */
 	uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
 	int tied;              /* no output.weight: the embeddings are reused */
