@@ -8,9 +8,10 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
-#include "server.h"
+#include "supervisor.h"
 #include "util.h"
 #include "worker.h"
+#include "banned.h"
 
 struct role {
 	int worker;
@@ -120,7 +121,7 @@ int main(int argc, char **argv)
 		free(fields);
 		buf_release(&dump);
 	}
-	rc = server_run(&cfg, self);
+	rc = supervisor_run(&cfg, self);
 	config_release(&cfg);
 	return rc;
 }

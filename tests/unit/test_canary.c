@@ -283,7 +283,7 @@ static void test_idle_wait_after_request(void **state)
 		sim_tick(&s);
 	canary_request_started(&s.c, s.now);
 	for (int t = 0; t < 20; t++) {
-		canary_progress(&s.c, s.now, 0.5);
+		canary_progress(&s.c, s.now, s.now, 0.5);
 		assert_int_equal(sim_tick(&s).kind, CANARY_ACT_NONE);
 	}
 	canary_request_finished(&s.c, s.now); /* at 23 */
@@ -619,7 +619,7 @@ static void test_request_aborts_probe(void **state)
 	assert_int_equal(drain(&s.c, tr, CANARY_RING), 0);
 	/* no probe while busy, not even past a deadline */
 	for (int t = 0; t < 70; t++) {
-		canary_progress(&s.c, s.now, 0.1);
+		canary_progress(&s.c, s.now, s.now, 0.1);
 		assert_int_equal(sim_tick(&s).kind, CANARY_ACT_NONE);
 	}
 	canary_request_finished(&s.c, s.now);
@@ -879,7 +879,7 @@ static void test_busy_progress_never_trips(void **state)
 		struct canary_action a;
 
 		if (t % 2 == 1)
-			canary_progress(&s.c, s.now, 2.0);
+			canary_progress(&s.c, s.now, s.now, 2.0);
 		a = sim_tick(&s);
 		assert_int_equal(a.kind, CANARY_ACT_NONE);
 		assert_false(a.progress_miss);
@@ -960,7 +960,7 @@ static void test_progress_resets_all_tiers(void **state)
 	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 1);
 	assert_int_equal(s.c.state, CANARY_SUSPECT);
 	drain(&s.c, tr, CANARY_RING);
-	canary_progress(&s.c, s.now + 0.7, 0.05);
+	canary_progress(&s.c, s.now + 0.7, s.now + 0.7, 0.05);
 	for (int t = 0; t < CANARY_TIER_COUNT; t++)
 		assert_int_equal(s.c.misses[t], 0);
 	assert_int_equal(s.c.state, CANARY_HEALTHY);
@@ -978,7 +978,7 @@ static void test_request_timed_out_suspect(void **state)
 	sim_init(&s, &set, 1);
 	sim_ready(&s);
 	canary_request_started(&s.c, 1);
-	canary_progress(&s.c, 2, 0.1);
+	canary_progress(&s.c, 2, 2, 0.1);
 	canary_request_timed_out(&s.c, 5);
 	assert_int_equal(s.c.state, CANARY_SUSPECT);
 	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 1);
@@ -995,30 +995,30 @@ static void test_progress_budget(void **state)
 	canary_init(&c, &set);
 	assert_near(canary_progress_budget(&c), 10);
 	/* warmup steps while starting feed the budget */
-	canary_progress(&c, 0, 1.5);
+	canary_progress(&c, 0, 0, 1.5);
 	assert_int_equal(c.state, CANARY_STARTING);
 	assert_near(canary_progress_budget(&c), 15);
 	canary_worker_ready(&c, 1);
-	canary_progress(&c, 2, 0.5);
+	canary_progress(&c, 2, 2, 0.5);
 	assert_near(canary_progress_budget(&c), 15);
-	canary_progress(&c, 3, 2.0);
+	canary_progress(&c, 3, 3, 2.0);
 	assert_near(canary_progress_budget(&c), 20);
-	canary_progress(&c, 4, NAN);
-	canary_progress(&c, 5, -1);
-	canary_progress(&c, 6, 0);
-	canary_progress(&c, 7, INFINITY);
+	canary_progress(&c, 4, 4, NAN);
+	canary_progress(&c, 5, 5, -1);
+	canary_progress(&c, 6, 6, 0);
+	canary_progress(&c, 7, 7, INFINITY);
 	assert_near(canary_progress_budget(&c), 20);
 	/* the slow steps age out after CANARY_STEPS quicker ones */
 	for (int i = 0; i < CANARY_STEPS - 1; i++)
-		canary_progress(&c, 8 + i, 0.2);
+		canary_progress(&c, 8 + i, 8 + i, 0.2);
 	assert_near(canary_progress_budget(&c), 20);
-	canary_progress(&c, 100, 0.2);
+	canary_progress(&c, 100, 100, 0.2);
 	assert_near(canary_progress_budget(&c), 10);
 
 	/* explicit budget wins */
 	set.progress_timeout_s = 7;
 	canary_init(&c, &set);
-	canary_progress(&c, 0, 5);
+	canary_progress(&c, 0, 0, 5);
 	assert_near(canary_progress_budget(&c), 7);
 	canary_worker_ready(&c, 0);
 	canary_request_started(&c, 0);
@@ -1035,7 +1035,7 @@ static void test_auto_budget_stall(void **state)
 	sim_init(&s, &set, 1);
 	sim_ready(&s);
 	canary_request_started(&s.c, 0);
-	canary_progress(&s.c, 0, 3.0); /* budget 30 s */
+	canary_progress(&s.c, 0, 0, 3.0); /* budget 30 s */
 	for (int t = 1; t <= 40 && miss_at < 0; t++)
 		if (sim_tick(&s).progress_miss)
 			miss_at = t;
