@@ -78,7 +78,7 @@ struct worker {
 };
 
 /* A health body kept between requests: rebuilt only when one of the values
- * it is made from changed (api.c). key holds those values; n > max means
+ * it is made from changed (api_health.c). key holds those values; n > max means
  * they did not fit and the body is rebuilt every time. */
 #define BODY_KEY_MAX (16 + 32 * SCHED_MAX_WORKERS)
 struct body_cache {
