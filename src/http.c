@@ -5,9 +5,11 @@
  * Requests whose work runs elsewhere are suspended and resumed when the
  * reply arrives; streamed replies come from a callback response that
  * suspends itself while it waits for the next chunk. A suspended
- * connection is not watched by libmicrohttpd, so its socket goes into a
- * watch set of our own (EPOLLRDHUP): a client that goes away is noticed at
- * once and the layer above cancels its work. */
+ * connection is not watched by libmicrohttpd, so every connection's socket
+ * is also in a watch set of our own (edge-triggered EPOLLRDHUP, registered
+ * once per connection, so the request path pays no syscall for it): a client
+ * that goes away while its request is held is noticed at once and the layer
+ * above cancels its work. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -34,7 +36,6 @@ struct http_chunk {
 };
 
 static struct http_handlers g_hh;
-static struct server *g_srv; /* for the stream reader callback */
 
 /* --- read deadlines (slow clients) ---
  * CONNECTION_TIMEOUT_SECONDS is libmicrohttpd's idle timeout: a client that
@@ -56,6 +57,7 @@ struct hconn {
 	double since;
 	uint64_t body_bytes;
 	struct hreq *h;
+	int peer_closed;   /* the watch saw the peer's close while nothing was held */
 };
 
 struct hc_list {
@@ -119,12 +121,21 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct server *s = cls;
 		c = xcalloc(1, sizeof(*c));
 		c->fd = ci ? ci->connect_fd : -1;
 		c->phase = HC_BUSY;
 		hc_set_phase(c, HC_HEADERS, now_s());
 		*socket_context = c;
+		if (c->fd >= 0) {
+			struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+			epoll_ctl(s->http_watch_fd, EPOLL_CTL_ADD, c->fd, &ev);
+		}
 	} else if (c) {
+		struct server *s = cls;
+		/* libmicrohttpd closes the socket after this notification */
+		if (c->fd >= 0)
+			epoll_ctl(s->http_watch_fd, EPOLL_CTL_DEL, c->fd, NULL);
 		hc_unlink(c);
 		free(c);
 		*socket_context = NULL;
@@ -176,27 +187,8 @@ void http_expire(struct server *s, double now)
 
 /* --- watching suspended connections --- */
 
-static void watch_add(struct server *s, struct hreq *h)
-{
-	struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = h};
-
-	if (h->watched || h->fd < 0 || s->http_watch_fd < 0)
-		return;
-	if (epoll_ctl(s->http_watch_fd, EPOLL_CTL_ADD, h->fd, &ev) == 0)
-		h->watched = 1;
-}
-
-static void watch_del(struct server *s, struct hreq *h)
-{
-	if (!h->watched)
-		return;
-	epoll_ctl(s->http_watch_fd, EPOLL_CTL_DEL, h->fd, NULL);
-	h->watched = 0;
-}
-
 static void resume(struct server *s, struct hreq *h)
 {
-	watch_del(s, h);
 	h->suspended = 0;
 	h->waiting_chunk = 0;
 	MHD_resume_connection(h->conn);
@@ -209,7 +201,6 @@ static void client_gone(struct server *s, struct hreq *h, int may_resume)
 {
 	int was_suspended = h->suspended || h->waiting_chunk;
 
-	watch_del(s, h);
 	if (!h->held)
 		return;
 	h->held = 0;
@@ -228,16 +219,28 @@ void http_watch_run(struct server *s)
 	struct epoll_event evs[64];
 	int n = epoll_wait(s->http_watch_fd, evs, ARRAY_SIZE(evs), 0);
 
-	for (int i = 0; i < n; i++)
-		client_gone(s, evs[i].data.ptr, 1);
+	for (int i = 0; i < n; i++) {
+		struct hconn *c = evs[i].data.ptr;
+		if (c->h && c->h->held)
+			client_gone(s, c->h, 1);
+		else
+			c->peer_closed = 1; /* libmicrohttpd sees it unless we hold a request */
+	}
 }
 
 void http_hold(struct server *s, struct hreq *h)
 {
+	struct hconn *c = hc_of(h->conn);
+
 	h->held = 1;
 	h->suspended = 1;
 	MHD_suspend_connection(h->conn);
-	watch_add(s, h);
+	if (c && c->peer_closed && c->fd >= 0) {
+		/* the close came before the hold: re-arm the edge (MOD reports
+		 * the current state), so the next watch run sees it */
+		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+		epoll_ctl(s->http_watch_fd, EPOLL_CTL_MOD, c->fd, &ev);
+	}
 }
 
 const char *http_header(const struct hreq *h, const char *name)
@@ -410,8 +413,6 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	h->waiting_chunk = 1;
 	MHD_suspend_connection(h->conn);
-	if (h->held)
-		watch_add(g_srv, h);
 	return 0;
 }
 
@@ -491,7 +492,6 @@ static void hreq_free(struct server *s, struct hreq *h)
 {
 	struct http_chunk *c = h->c_head;
 
-	watch_del(s, h);
 	while (c) {
 		struct http_chunk *n = c->next;
 		free(c);
@@ -543,7 +543,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		struct hconn *c = hc_of(conn);
 		h = xcalloc(1, sizeof(*h));
 		h->conn = conn;
-		h->fd = c ? c->fd : -1;
 		h->in_fd = -1;
 		h->t0 = now_s();
 		buf_init(&h->body, 0);
@@ -648,7 +647,6 @@ int http_start(struct server *s, const struct http_handlers *hh)
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 			 MHD_USE_TURBO;
 
-	g_srv = s;
 	g_hh = *hh;
 	s->http_watch_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->http_watch_fd < 0) {

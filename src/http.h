@@ -52,9 +52,7 @@ struct hreq {
 	char form_err_msg[160];
 
 	/* adapter state */
-	int fd;                  /* the connection's socket */
 	int held;                /* suspended for work that is not finished */
-	int watched;             /* fd in the watch set (client-gone detection) */
 	int client_gone;
 	int suspended;
 	int waiting_chunk;       /* suspended inside the stream reader */
