@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "canary.h"
+#include "banned.h"
 
 #define EPS 1e-9
 #define assert_near(a, b) assert_true(fabs((double)(a) - (double)(b)) < 1e-6)

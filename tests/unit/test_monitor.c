@@ -11,14 +11,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "progress.h"
 #include "monitor.h"
+#include "progress.h"
 #include "server.h"
+#include "banned.h"
 
 static void worker_at(struct worker *w, enum worker_state st, double spawn_mono)
 {
@@ -70,7 +72,7 @@ static void test_fires_once_per_process(void **state)
 	w.warmup_overdue = 1; /* acted on (gate: it keeps warming, no second alarm) */
 	assert_true(monitor_warmup_deadline(&w, 600) == 0);
 	worker_at(&w, W_WARMING, 100.0);
-	strcpy(w.kill_label, "manual"); /* being killed already: its death decides */
+	snprintf(w.kill_label, sizeof(w.kill_label), "manual"); /* being killed already: its death decides */
 	assert_true(monitor_warmup_deadline(&w, 600) == 0);
 }
 
