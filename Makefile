@@ -22,7 +22,7 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 ifneq ($(findstring undefined,$(SANITIZE)),)
 SANFLAGS += -fno-sanitize-recover=undefined
 endif
-# sanitizer builds also check caches against a fresh computation (api.c)
+# sanitizer builds also check caches against a fresh computation (api_health.c)
 SELFCHECK := -DMEDIAD_SELF_CHECK
 endif
 

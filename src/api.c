@@ -1,371 +1,150 @@
-/* api.c: bodies of the health endpoints and job bookkeeping from worker
- * events. Everything here reads the supervisor's own state only, so health
- * answers stay fast whatever the workers are doing. */
-#include "server.h"
+/* api.c: from the HTTP adapter to the route handlers.
+ *
+ * Checks happen in the order HEALTH.md requires: method and path (404/405),
+ * auth (401), serving (503), body (400/413/422), queue (429); the route
+ * table (router.c) says which handler of which family (api_*.c) answers. */
+#include "api.h"
 
-#include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <xxhash.h>
 
 #include "log.h"
+#include "server.h"
+#include "serving.h"
 #include "util.h"
+#include "banned.h"
 
-static const char *overall_canary_state(const struct server *s)
-{
-	/* the worst state across workers; "disabled" when the monitor is off */
-	static const int rank[CANARY_STATE_COUNT] = {
-		[CANARY_DISABLED] = 0, [CANARY_HEALTHY] = 1, [CANARY_PROBING] = 2,
-		[CANARY_STARTING] = 3, [CANARY_SUSPECT] = 4,  [CANARY_DEAD] = 5,
-	};
-	enum canary_state worst = s->cfg->canary_enabled ? CANARY_HEALTHY : CANARY_DISABLED;
-
-	for (int i = 0; i < s->n_workers; i++) {
-		enum canary_state st = s->workers[i].canary.state;
-		if (rank[st] > rank[worst])
-			worst = st;
-	}
-	return canary_state_name(worst);
-}
-
-static int canary_alive(const struct server *s)
-{
-	for (int i = 0; i < s->n_workers; i++)
-		if (s->workers[i].canary.state == CANARY_DEAD)
-			return 0;
-	return 1;
-}
-
-void api_health_body(struct server *s, struct buf *out, int *status)
-{
-	int ready = server_ready_workers(s);
-
-	if (server_is_serving(s)) {
-		*status = 200;
-		buf_printf(out, "{\"status\":\"healthy\",\"model_ready\":true,\"ready_workers\":%d,"
-				"\"workers\":%d,\"canary_state\":\"%s\"}",
-			   ready, s->n_workers, overall_canary_state(s));
-		return;
-	}
-	char why[768];
-	server_not_serving_reason(s, why, sizeof(why));
-	*status = 503;
-	buf_printf(out, "{\"status\":\"unhealthy\",\"model_ready\":false,\"ready_workers\":%d,"
-			"\"workers\":%d,\"canary_state\":\"%s\",\"error\":",
-		   ready, s->n_workers, overall_canary_state(s));
-	buf_json_str(out, why);
-	buf_puts(out, "}");
-}
-
-static void put_time(struct buf *out, double t)
-{
-	if (t > 0)
-		buf_printf(out, "%.3f", t);
-	else
-		buf_puts(out, "null");
-}
-
-/* The wall clock minus the monotonic one, to the millisecond, so that a body
- * and its cache key see the same value. */
-static double mono_to_wall_ms(void)
-{
-	return (double)llround((wall_s() - now_s()) * 1000.0) / 1000.0;
-}
-
-static void liveness_body(struct server *s, struct buf *out, int *status, double mono_to_wall)
-{
-	int serving = server_is_serving(s);
-	const char *runner = s->workers[0].runner[0] ? s->workers[0].runner
-						      : s->cfg->model_runner->name;
-
-	*status = serving ? 200 : 503;
-	buf_printf(out, "{\"status\":\"alive\",\"model_ready\":%s,\"queue_size\":%d,"
-			"\"max_queue_size\":%d,\"device_mesh_shape\":[1,%d],\"device\":",
-		   serving ? "true" : "false", sched_waiting(&s->sched), s->cfg->max_queue_size,
-		   s->n_workers);
-	buf_json_str(out, s->workers[0].device[0] ? s->workers[0].device
-		      : config_device_name(s->cfg));
-	buf_puts(out, ",\"runner_in_use\":");
-	buf_json_str(out, runner);
-	buf_printf(out, ",\"canary_alive\":%s,\"canary_state\":\"%s\",\"ready_workers\":%d,"
-			"\"min_ready_workers\":%d,\"worker_info\":{",
-		   canary_alive(s) ? "true" : "false", overall_canary_state(s),
-		   server_ready_workers(s), s->cfg->min_ready_workers);
-	for (int i = 0; i < s->n_workers; i++) {
-		const struct worker *w = &s->workers[i];
-		const struct canary *c = &w->canary;
-		if (i)
-			buf_puts(out, ",");
-		buf_json_str(out, w->id);
-		buf_puts(out, ":{\"worker_id\":");
-		buf_json_str(out, w->id);
-		buf_printf(out, ",\"pid\":%d,\"is_alive\":%s,\"is_ready\":%s,\"state\":\"%s\","
-				"\"start_time\":",
-			   (int)w->pid, w->pid > 0 ? "true" : "false",
-			   worker_is_ready(s, w) ? "true" : "false", worker_state_name(w->state));
-		put_time(out, w->start_wall);
-		buf_puts(out, ",\"ready_time\":");
-		put_time(out, w->ready_wall);
-		buf_printf(out, ",\"restart_count\":%d,\"error_count\":%d,\"canary_state\":\"%s\","
-				"\"misses\":{\"shallow\":%d,\"deep\":%d,\"progress\":%d},"
-				"\"last_probe_ok\":",
-			   w->restart_count, w->error_count, canary_state_name(c->state),
-			   c->misses[CANARY_TIER_SHALLOW], c->misses[CANARY_TIER_DEEP],
-			   c->misses[CANARY_TIER_PROGRESS]);
-		put_time(out, c->last_probe_ok >= 0 ? c->last_probe_ok + mono_to_wall : 0);
-		buf_printf(out, ",\"deep\":\"%s\",\"in_flight\":%d",
-			   w->state != W_READY ? "unknown"
-			   : !w->deep_supported ? "unsupported"
-			   : s->cfg->canary_deep_probe_enabled ? "enabled" : "disabled",
-			   s->sched.workers[i].n_inflight);
-		if (c->state == CANARY_DEAD || c->state == CANARY_SUSPECT) {
-			char why[200];
-			canary_describe(c, why, sizeof(why));
-			buf_puts(out, ",\"canary_reason\":");
-			buf_json_str(out, why);
-		}
-		if (w->down_reason[0] && w->state != W_READY) {
-			buf_puts(out, ",\"reason\":");
-			buf_json_str(out, w->down_reason);
-		}
-		buf_puts(out, "}");
-	}
-	buf_puts(out, "}");
-	if (!serving) {
-		char why[768];
-		server_not_serving_reason(s, why, sizeof(why));
-		buf_puts(out, ",\"error\":");
-		buf_json_str(out, why);
-	}
-	buf_puts(out, "}");
-}
-
-void api_liveness_body(struct server *s, struct buf *out, int *status)
-{
-	liveness_body(s, out, status, mono_to_wall_ms());
-}
-
-/* --- cached bodies ---
- * /health and /tt-liveness are polled by every probe and load balancer, and
- * formatting the liveness body (floats, strings per worker) cost more than
- * the rest of the request. The key below lists every value the two bodies
- * are made from; while it is unchanged the last body is sent again. Anything
- * a body starts to show must be added here too: SANITIZE builds
- * (make check-san) rebuild the body on every request and abort on a
- * difference, so a forgotten input fails the black-box suite. */
-struct keyb {
-	struct body_cache *c;
-	uint64_t k[BODY_KEY_MAX];
-	int n;
+static api_handler_fn *const handlers[] = {
+	[H_HEALTH] = api_health,
+	[H_LIVEZ] = api_livez,
+	[H_STARTUPZ] = api_startupz,
+	[H_LIVENESS] = api_liveness,
+	[H_METRICS] = api_metrics,
+	[H_MODELS] = api_models,
+	[H_CONFIG] = api_config,
+	[H_RESET_DEVICE] = api_reset_device,
+	[H_DEEP_RESET] = api_deep_reset,
+	[H_FAULTS] = api_faults,
+	[H_INFER] = api_infer,
+	[H_JOB_CREATE] = api_infer,
+	[H_JOB_GET] = api_job,
+	[H_JOB_LIST] = api_job,
+	[H_JOB_DOWNLOAD] = api_job,
+	[H_JOB_CANCEL] = api_job,
+	[H_JOB_METRICS] = api_job,
+	[H_JOB_LOGS] = api_job,
+	[H_JOB_CHECKPOINTS] = api_job,
+	[H_CATALOG] = api_job,
 };
 
-static void kput(struct keyb *kb, uint64_t v)
+int api_init(void)
 {
-	if (kb->n < BODY_KEY_MAX)
-		kb->k[kb->n] = v;
-	kb->n++;
-}
-
-static void kputd(struct keyb *kb, double d)
-{
-	uint64_t u;
-	memcpy(&u, &d, sizeof(u));
-	kput(kb, u);
-}
-
-static void kputs(struct keyb *kb, const char *str)
-{
-	kput(kb, XXH3_64bits(str, strlen(str)));
-}
-
-static void state_key(struct server *s, struct keyb *kb)
-{
-	kput(kb, (uint64_t)s->draining);
-	kput(kb, (uint64_t)s->ever_ready);
-	kput(kb, (uint64_t)s->n_workers);
-	for (int i = 0; i < s->n_workers; i++) {
-		const struct worker *w = &s->workers[i];
-		const struct canary *c = &w->canary;
-		kput(kb, (uint64_t)w->state);
-		kput(kb, (uint64_t)worker_is_ready(s, w));
-		kput(kb, (uint64_t)w->stalled);
-		kput(kb, (uint64_t)w->warmup_overdue);
-		kput(kb, (uint64_t)c->state);
-		kput(kb, (uint64_t)c->cause_tier);
-		kput(kb, (uint64_t)c->cause_outcome);
-		kput(kb, (uint64_t)c->probe.tier);
-		for (int t = 0; t < CANARY_TIER_COUNT; t++)
-			kput(kb, (uint64_t)c->misses[t]);
-		kputs(kb, w->id);
-		kputs(kb, w->down_reason);
+	if (sodium_init() < 0) {
+		log_error("libsodium failed to initialise");
+		return -1;
 	}
+	return 0;
 }
 
-#ifdef MEDIAD_SELF_CHECK
-static void self_check(const struct body_cache *c, const struct buf *fresh, int status,
-		       const char *what)
+static int auth_ok(struct server *s, struct hreq *h)
 {
-	if (status == c->status && fresh->len == c->body.len &&
-	    memcmp(fresh->data, c->body.data, fresh->len) == 0)
-		return;
-	log_error("self-check: cached %s body is stale (its key misses an input)\ncached %d "
-		  "%.*s\nfresh  %d %.*s", what, c->status, (int)c->body.len, c->body.data, status,
-		  (int)fresh->len, fresh->data);
-	abort();
+	const char *hdr;
+	unsigned char a[32], b[32];
+
+	if (s->cfg->no_auth)
+		return 1;
+	hdr = http_header(h, "Authorization");
+	if (!hdr || strncasecmp(hdr, "Bearer ", 7))
+		return 0;
+	hdr += 7;
+	while (*hdr == ' ')
+		hdr++;
+	/* constant time: compare fixed-size digests of both keys */
+	crypto_generichash(a, sizeof(a), (const unsigned char *)hdr, strlen(hdr), NULL, 0);
+	crypto_generichash(b, sizeof(b), (const unsigned char *)s->cfg->api_key,
+			   strlen(s->cfg->api_key), NULL, 0);
+	return sodium_memcmp(a, b, sizeof(a)) == 0;
 }
-#endif
 
-typedef void body_fn(struct server *s, struct buf *out, int *status, double mono_to_wall);
-
-/* The cached body for kb's key: rebuilt with build when the key changed. */
-static const struct buf *cached_body(struct server *s, struct keyb *kb, body_fn *build,
-				     double mono_to_wall, const char *what, int *status)
+static int is_inference(const struct route *rt)
 {
-	struct body_cache *c = kb->c;
+	return rt->handler == H_INFER || rt->handler == H_JOB_CREATE;
+}
 
-	if (!c->valid || kb->n > BODY_KEY_MAX || c->n != kb->n ||
-	    memcmp(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t))) {
-		if (!c->body.max)
-			buf_init(&c->body, BUF_UNLIMITED);
-		buf_reset(&c->body);
-		build(s, &c->body, &c->status, mono_to_wall);
-		c->valid = kb->n <= BODY_KEY_MAX;
-		c->n = kb->n;
-		if (c->valid)
-			memcpy(c->key, kb->k, (size_t)kb->n * sizeof(uint64_t));
+static void api_handle(struct server *s, struct hreq *h)
+{
+	handlers[h->match.route->handler](s, h);
+}
+
+static int api_begin(struct server *s, struct hreq *h, const char *url, const char *method)
+{
+	int m;
+
+	h->method = router_method(method);
+	m = router_match(url, h->method, s->services, &h->match);
+	if (!s->cfg->enable_fault_injection && !strcmp(url, "/debug/faults"))
+		m = -1; /* fault injection off: the route does not exist */
+	if (m < 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "Not Found: %.200s", url);
+		h->match.route = NULL;
+		http_reply_err(s, h, AE_NOT_FOUND, NULL, msg);
+		return 1;
 	}
-#ifdef MEDIAD_SELF_CHECK
-	else {
-		struct buf fresh;
-		int st = 200;
-		buf_init(&fresh, BUF_UNLIMITED);
-		build(s, &fresh, &st, mono_to_wall);
-		self_check(c, &fresh, st, what);
-		buf_release(&fresh);
+	if (m == 0) {
+		char allow[96], msg[320];
+		router_allow_header(h->match.allowed, allow, sizeof(allow));
+		snprintf(msg, sizeof(msg), "Method %.10s not allowed on %.100s (allowed: %s)", method,
+			 url, allow);
+		http_add_header(h, "Allow", allow);
+		http_reply_err(s, h, AE_METHOD, NULL, msg);
+		return 1;
 	}
-#endif
-	*status = c->status;
-	return &c->body;
-}
-
-static void health_body(struct server *s, struct buf *out, int *status, double mono_to_wall)
-{
-	api_health_body(s, out, status);
-}
-
-const struct buf *api_health_cached(struct server *s, int *status)
-{
-	struct keyb kb;
-
-	kb.c = &s->health_cache;
-	kb.n = 0; /* k[] is filled up to n: no need to clear its 4 KB */
-	state_key(s, &kb);
-	return cached_body(s, &kb, health_body, 0, "/health", status);
-}
-
-const struct buf *api_liveness_cached(struct server *s, int *status)
-{
-	struct keyb kb;
-	double mono_to_wall = mono_to_wall_ms();
-
-	kb.c = &s->liveness_cache;
-	kb.n = 0;
-	state_key(s, &kb);
-	kputd(&kb, mono_to_wall);
-	kput(&kb, (uint64_t)sched_waiting(&s->sched));
-	for (int i = 0; i < s->n_workers; i++) {
-		const struct worker *w = &s->workers[i];
-		kput(&kb, (uint64_t)w->pid);
-		kput(&kb, (uint64_t)w->restart_count);
-		kput(&kb, (uint64_t)w->error_count);
-		kput(&kb, (uint64_t)w->deep_supported);
-		kput(&kb, (uint64_t)s->sched.workers[i].n_inflight);
-		kputd(&kb, w->start_wall);
-		kputd(&kb, w->ready_wall);
-		kputd(&kb, w->canary.last_probe_ok);
-		kputs(&kb, w->runner);
-		kputs(&kb, w->device);
+	h->metric = h->match.route->metric;
+	if (h->match.legacy)
+		h->successor = h->match.route->path;
+	if (h->match.route->auth && !auth_ok(s, h)) {
+		http_add_header(h, "WWW-Authenticate", "Bearer");
+		http_reply_err(s, h, AE_UNAUTHORIZED, NULL, "Invalid or missing API Key");
+		return 1;
 	}
-	return cached_body(s, &kb, liveness_body, mono_to_wall, "/tt-liveness", status);
-}
-
-void api_cache_free(struct server *s)
-{
-	buf_release(&s->health_cache.body);
-	buf_release(&s->liveness_cache.body);
-	s->health_cache.valid = s->liveness_cache.valid = 0;
-}
-
-/* A job event from the worker: {"progress":x}, {"metric":{...}},
- * {"checkpoint":{...}}, {"log":"..."} (any combination). */
-void api_job_event(struct server *s, struct pending *p, const char *data, size_t len)
-{
-	struct job *j = jobs_get(s->jobs, p->job_id);
-	json_t *o, *v;
-
-	if (!j || jobs_is_final(j))
-		return;
-	o = json_loadb(data, len, 0, NULL);
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return;
-	}
-	if ((v = json_object_get(o, "progress")) && json_is_number(v))
-		jobs_set_progress(j, json_number_value(v));
-	if ((v = json_object_get(o, "metric")) && json_is_object(v))
-		json_array_append(j->metrics, v);
-	if ((v = json_object_get(o, "checkpoint")) && json_is_object(v))
-		json_array_append(j->checkpoints, v);
-	if ((v = json_object_get(o, "log")) && json_is_string(v))
-		json_array_append(j->logs, v);
-	json_decref(o);
-}
-
-void api_job_result(struct server *s, struct pending *p, int status, const char *body,
-		    size_t len, int fd)
-{
-	struct job *j = jobs_get(s->jobs, p->job_id);
-
-	if (!j || jobs_is_final(j)) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	if (status != 200) {
-		json_t *o = json_loadb(body, len, 0, NULL);
-		const char *msg = json_string_value(json_object_get(o, "detail"));
-		jobs_fail(j, status, msg ? msg : "job failed");
-		json_decref(o);
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	if (j->type == JOB_VIDEO) {
-		if (fd < 0) {
-			/* small result sent inline: keep it in a memfd like large ones */
-			fd = memfd_create("mediad-artifact", MFD_CLOEXEC);
-			if (fd >= 0 && write_all(fd, body, len) < 0) {
-				close(fd);
-				fd = -1;
-			}
+	if (h->match.route->services == SVC_TRAINING) {
+		const char *org = http_header(h, "X-TT-Organization");
+		if (!org || !*org) {
+			http_reply_err(s, h, AE_UNAUTHORIZED, NULL,
+				       "X-TT-Organization header is required");
+			return 1;
 		}
-		struct stat st;
-		if (fd >= 0 && fstat(fd, &st) == 0) {
-			jobs_set_artifact(j, fd, (size_t)st.st_size);
-		} else {
-			if (fd >= 0)
-				close(fd);
-			jobs_fail(j, 500, "video result could not be stored");
-			return;
-		}
-	} else if (fd >= 0) {
-		close(fd);
 	}
-	if (j->type == JOB_TRAINING)
-		json_array_append_new(j->logs, json_string("training completed"));
-	jobs_set_status(j, JOB_COMPLETED);
-	log_info("job %s completed", j->id);
+	if (is_inference(h->match.route) && !serving_is_serving(s)) {
+		const char *cl0 = http_header(h, "Content-Length");
+		int64_t n0 = 0;
+		/* answer 503 before reading the body, unless the body is small: then
+		 * read it first (the handler checks serving again), so a client that
+		 * sends its whole body before reading gets the 503, not a reset */
+		if (!cl0 || parse_i64(cl0, &n0) < 0 || n0 > (1 << 20)) {
+			api_handle(s, h);
+			return 1;
+		}
+	}
+	const char *cl = http_header(h, "Content-Length");
+	int64_t clen;
+	if (cl && parse_i64(cl, &clen) == 0 && clen > s->cfg->max_request_body_bytes) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "request body of %lld bytes exceeds %lld "
+			 "(MAX_REQUEST_BODY_BYTES)", (long long)clen,
+			 (long long)s->cfg->max_request_body_bytes);
+		http_reply_err(s, h, AE_TOO_LARGE, NULL, msg);
+		return 1;
+	}
+	if (is_inference(h->match.route))
+		return api_infer_begin(s, h);
+	return 0;
 }
+
+const struct http_handlers api_http = {
+	.begin = api_begin,
+	.handle = api_handle,
+	.gone = api_infer_gone,
+};

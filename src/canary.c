@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "banned.h"
 
 static const char *const state_names[CANARY_STATE_COUNT] = {
 	"starting", "healthy", "probing", "suspect", "dead", "disabled",
@@ -199,6 +200,7 @@ static void canary_miss(struct canary *c, double now, enum canary_event ev,
 {
 	c->misses[tier]++;
 	c->last_miss[tier] = oc;
+	c->last_miss_at[tier] = now;
 	c->outcomes[tier][oc]++;
 	canary_settle(c, now, ev, tier, oc, latency_s);
 	if (c->state == CANARY_DEAD)
@@ -263,16 +265,19 @@ void canary_request_finished(struct canary *c, double now)
 	c->stall_counted = 0;
 }
 
-void canary_request_timed_out(struct canary *c, double now)
+int canary_request_timed_out(struct canary *c, double now)
 {
 	if (!canary_running(c))
-		return;
+		return 0;
 	canary_miss(c, now, CANARY_EV_DEADLINE, CANARY_TIER_PROGRESS, CANARY_TIMEOUT,
 		    now - c->progress_at);
+	return 1;
 }
 
-void canary_progress(struct canary *c, double now, double step_s)
+void canary_progress(struct canary *c, double now, double step_at, double step_s)
 {
+	int cleared = 0;
+
 	if (step_s > 0 && isfinite(step_s)) {
 		c->steps[c->step_pos] = step_s;
 		c->step_pos = (c->step_pos + 1) % CANARY_STEPS;
@@ -283,9 +288,20 @@ void canary_progress(struct canary *c, double now, double step_s)
 	c->stall_counted = 0;
 	if (!canary_running(c))
 		return;
-	c->last_ok_at[CANARY_TIER_PROGRESS] = now;
-	canary_clear_misses(c);
-	canary_settle(c, now, CANARY_EV_PROGRESS, CANARY_TIER_PROGRESS, CANARY_OK, 0);
+	if (!(step_at <= now))
+		step_at = now; /* also NaN */
+	c->last_ok_at[CANARY_TIER_PROGRESS] = step_at;
+	/* a step made before a miss (read by the next tick) does not undo it:
+	 * three deadlines in a row on a worker that stopped stepping must reach
+	 * DEAD and stay there until the monitor acted on it */
+	for (int t = 0; t < CANARY_TIER_COUNT; t++) {
+		if (c->misses[t] > 0 && c->last_miss_at[t] < step_at) {
+			c->misses[t] = 0;
+			cleared = 1;
+		}
+	}
+	if (cleared || canary_worst(c) == 0)
+		canary_settle(c, now, CANARY_EV_PROGRESS, CANARY_TIER_PROGRESS, CANARY_OK, 0);
 }
 
 double canary_progress_budget(const struct canary *c)

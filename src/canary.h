@@ -11,7 +11,9 @@
  * - three tiers: shallow and deep probes go only to idle workers; a busy
  *   worker is judged by the progress it reports instead;
  * - misses are counted per tier; a success resets only its own tier, progress
- *   on a real request resets every tier; severity is the worst tier:
+ *   on a real request resets every tier whose last miss came before that
+ *   progress was made (a step made before a miss, read after it, proves
+ *   nothing about the worker since the miss); severity is the worst tier:
  *   >= dead_misses -> DEAD, > 0 -> SUSPECT, else HEALTHY. PROBING is shown only
  *   while a probe is in flight and the severity is healthy, so a dead or
  *   suspect worker never flaps back to a 200 while it is re-probed;
@@ -185,6 +187,7 @@ struct canary {
 
 	/* internal bookkeeping */
 	enum canary_outcome last_miss[CANARY_TIER_COUNT];
+	double last_miss_at[CANARY_TIER_COUNT]; /* when each tier last missed */
 	double ready_at;        /* when the worker became ready (grace start) */
 	double idle_since;      /* last activity: ready, request end, probe end */
 	double progress_at;     /* last progress (or busy start) */
@@ -224,15 +227,21 @@ void canary_request_started(struct canary *c, double now);
 void canary_request_finished(struct canary *c, double now);
 
 /* A real request passed REQUEST_PROCESSING_TIMEOUT_SECONDS (HEALTH.md: 504
- * and the worker is suspect): one progress miss. Ignored unless running
- * (not STARTING or DISABLED). */
-void canary_request_timed_out(struct canary *c, double now);
+ * and the worker is suspect): one progress miss, at now. A slow worker
+ * that keeps making progress clears it with its next step; one that made no
+ * step since keeps it, and dead_misses such deadlines in a row make it DEAD
+ * (and only progress made after the last of them, or a restart, revives
+ * it). Returns 1 when a miss was counted, 0 when ignored (not running:
+ * STARTING or DISABLED). */
+int canary_request_timed_out(struct canary *c, double now);
 
 /* The worker made progress on a real request (a denoising step, a token, an
- * audio chunk); step_s is how long that step took (<= 0 or NaN: unknown).
- * Resets every tier's misses and the stall timer. Steps reported while
- * STARTING (warmup) only feed the automatic budget. */
-void canary_progress(struct canary *c, double now, double step_s);
+ * audio chunk): the last step was made at step_at (<= now; the supervisor
+ * reads the progress page a tick later) and took step_s (<= 0 or NaN:
+ * unknown). Resets the stall timer and the misses of every tier whose last
+ * miss is older than step_at: progress made before a miss does not undo it.
+ * Steps reported while STARTING (warmup) only feed the automatic budget. */
+void canary_progress(struct canary *c, double now, double step_at, double step_s);
 
 /* The current progress budget in seconds: the explicit progress_timeout_s,
  * or max(CANARY_PROGRESS_FLOOR_S, CANARY_PROGRESS_FACTOR x the slowest of

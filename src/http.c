@@ -1,39 +1,42 @@
-/* http.c: libmicrohttpd adapter, request routing and the route handlers.
+/* http.c: the libmicrohttpd adapter (see http.h).
  *
  * libmicrohttpd runs in external-epoll mode: its epoll fd sits in the
  * supervisor's epoll set and MHD_run is called when it is readable.
- * Inference requests are suspended while a worker runs them and resumed when
- * the result (or an error) arrives; streamed results are fed to a callback
- * response that suspends itself while it waits for the next chunk.
- *
- * Checks happen in the order HEALTH.md requires: method and path (404/405),
- * auth (401), serving (503), body (400/413/422), queue (429). */
-#include "server.h"
+ * Requests whose work runs elsewhere are suspended and resumed when the
+ * reply arrives; streamed replies come from a callback response that
+ * suspends itself while it waits for the next chunk. A suspended
+ * connection is not watched by libmicrohttpd, so every connection's socket
+ * is also in a watch set of our own (edge-triggered EPOLLRDHUP, registered
+ * once per connection, so the request path pays no syscall for it): a client
+ * that goes away while its request is held is noticed at once and the layer
+ * above cancels its work. */
+#include "http.h"
+#include "form.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <microhttpd.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
-#include "faults.h"
-#include "form.h"
 #include "log.h"
-#include "media.h"
+#include "server.h"
 #include "util.h"
+#include "banned.h"
 
-#define MAX_UPLOAD_BYTES (50u << 20)
+struct http_chunk {
+	struct http_chunk *next;
+	size_t len, off;
+	char data[];
+};
 
-static struct server *g_srv;
+static struct http_handlers g_hh;
 
 /* --- read deadlines (slow clients) ---
  * CONNECTION_TIMEOUT_SECONDS is libmicrohttpd's idle timeout: a client that
@@ -55,6 +58,7 @@ struct hconn {
 	double since;
 	uint64_t body_bytes;
 	struct hreq *h;
+	int peer_closed;   /* the watch saw the peer's close while nothing was held */
 };
 
 struct hc_list {
@@ -118,12 +122,21 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct server *s = cls;
 		c = xcalloc(1, sizeof(*c));
 		c->fd = ci ? ci->connect_fd : -1;
 		c->phase = HC_BUSY;
 		hc_set_phase(c, HC_HEADERS, now_s());
 		*socket_context = c;
+		if (c->fd >= 0) {
+			struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+			epoll_ctl(s->http_watch_fd, EPOLL_CTL_ADD, c->fd, &ev);
+		}
 	} else if (c) {
+		struct server *s = cls;
+		/* libmicrohttpd closes the socket after this notification */
+		if (c->fd >= 0)
+			epoll_ctl(s->http_watch_fd, EPOLL_CTL_DEL, c->fd, NULL);
 		hc_unlink(c);
 		free(c);
 		*socket_context = NULL;
@@ -173,6 +186,83 @@ void http_expire(struct server *s, double now)
 	}
 }
 
+/* --- watching suspended connections --- */
+
+static void resume(struct server *s, struct hreq *h)
+{
+	h->suspended = 0;
+	h->waiting_chunk = 0;
+	MHD_resume_connection(h->conn);
+	s->resumed = 1;
+}
+
+/* The client of h went away while its work was not finished: the layer
+ * above drops the work; the request is counted 499. */
+static void client_gone(struct server *s, struct hreq *h, int may_resume)
+{
+	int was_suspended = h->suspended || h->waiting_chunk;
+
+	if (!h->held)
+		return;
+	h->held = 0;
+	h->client_gone = 1;
+	h->status = 499;
+	log_write(LOG_INFO, h->request_id, NULL, "client of %s went away: request cancelled",
+		  h->path);
+	if (g_hh.gone)
+		g_hh.gone(s, h);
+	if (may_resume && was_suspended)
+		resume(s, h); /* libmicrohttpd then closes the connection */
+}
+
+void http_watch_run(struct server *s)
+{
+	struct epoll_event evs[64];
+	int n = epoll_wait(s->http_watch_fd, evs, ARRAY_SIZE(evs), 0);
+
+	for (int i = 0; i < n; i++) {
+		struct hconn *c = evs[i].data.ptr;
+		if (c->h && c->h->held)
+			client_gone(s, c->h, 1);
+		else
+			c->peer_closed = 1; /* libmicrohttpd sees it unless we hold a request */
+	}
+}
+
+void http_hold(struct server *s, struct hreq *h)
+{
+	struct hconn *c = hc_of(h->conn);
+
+	h->held = 1;
+	h->suspended = 1;
+	MHD_suspend_connection(h->conn);
+	if (c && c->peer_closed && c->fd >= 0) {
+		/* the close came before the hold: re-arm the edge (MOD reports
+		 * the current state), so the next watch run sees it */
+		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+		epoll_ctl(s->http_watch_fd, EPOLL_CTL_MOD, c->fd, &ev);
+	}
+}
+
+const char *http_header(const struct hreq *h, const char *name)
+{
+	return MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query_arg(const struct hreq *h, const char *name)
+{
+	return MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void http_add_header(struct hreq *h, const char *name, const char *value)
+{
+	if (h->n_hdr >= (int)ARRAY_SIZE(h->hdr))
+		return;
+	h->hdr[h->n_hdr].name = name;
+	snprintf(h->hdr[h->n_hdr].value, sizeof(h->hdr[0].value), "%s", value);
+	h->n_hdr++;
+}
+
 /* --- responses --- */
 
 static void add_common_headers(struct hreq *h, struct MHD_Response *resp, int status)
@@ -180,25 +270,31 @@ static void add_common_headers(struct hreq *h, struct MHD_Response *resp, int st
 	MHD_add_response_header(resp, "X-Request-Id", h->request_id);
 	if (status == 503)
 		MHD_add_response_header(resp, "Retry-After", "5");
-	if (h->match.legacy && h->match.route) {
+	if (h->successor) {
 		char link[200];
-		snprintf(link, sizeof(link), "<%s>; rel=\"successor-version\"", h->match.route->path);
+		snprintf(link, sizeof(link), "<%s>; rel=\"successor-version\"", h->successor);
 		MHD_add_response_header(resp, "Deprecation", "true");
 		MHD_add_response_header(resp, "Sunset", "2026-06-30");
 		MHD_add_response_header(resp, "Link", link);
 	}
+	for (int i = 0; i < h->n_hdr; i++)
+		MHD_add_response_header(resp, h->hdr[i].name, h->hdr[i].value);
 }
 
 /* Queue now (inside the access handler) or park and resume (async). */
 static void deliver(struct server *s, struct hreq *h, int status, struct MHD_Response *resp)
 {
+	if (h->client_gone) {
+		MHD_destroy_response(resp);
+		return;
+	}
 	add_common_headers(h, resp, status);
 	h->status = status;
+	if (!h->streaming)
+		h->held = 0;
 	if (h->suspended) {
 		h->resp = resp;
-		h->suspended = 0;
-		MHD_resume_connection(h->conn);
-		s->resumed = 1;
+		resume(s, h);
 		return;
 	}
 	if (MHD_queue_response(h->conn, (unsigned)status, resp) != MHD_YES)
@@ -207,8 +303,8 @@ static void deliver(struct server *s, struct hreq *h, int status, struct MHD_Res
 	MHD_destroy_response(resp);
 }
 
-static void respond_buf(struct server *s, struct hreq *h, int status, const char *ctype,
-			struct buf *b)
+void http_reply_buf(struct server *s, struct hreq *h, int status, const char *ctype,
+		    struct buf *b)
 {
 	size_t len;
 	char *data = buf_detach(b, &len);
@@ -219,7 +315,17 @@ static void respond_buf(struct server *s, struct hreq *h, int status, const char
 	deliver(s, h, status, resp);
 }
 
-static void respond_json(struct server *s, struct hreq *h, int status, json_t *o)
+void http_reply_copy(struct server *s, struct hreq *h, int status, const char *ctype,
+		     const void *data, size_t len)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	deliver(s, h, status, resp);
+}
+
+void http_reply_json(struct server *s, struct hreq *h, int status, json_t *o)
 {
 	char *text = json_dumps(o, JSON_COMPACT);
 	struct buf b;
@@ -227,36 +333,45 @@ static void respond_json(struct server *s, struct hreq *h, int status, json_t *o
 	buf_init(&b, BUF_UNLIMITED);
 	buf_puts(&b, text);
 	free(text);
-	respond_buf(s, h, status, "application/json", &b);
+	http_reply_buf(s, h, status, "application/json", &b);
 }
 
-static void respond_error(struct server *s, struct hreq *h, const struct api_error *err)
+void http_reply_error(struct server *s, struct hreq *h, const struct api_error *err)
 {
 	struct buf b;
 
 	buf_init(&b, BUF_UNLIMITED);
 	api_error_json(err, &b);
-	respond_buf(s, h, api_err_status(err->code), "application/json", &b);
+	http_reply_buf(s, h, api_err_status(err->code), "application/json", &b);
 }
 
-static void respond_err(struct server *s, struct hreq *h, enum api_err code, const char *param,
-			const char *msg)
+void http_reply_err(struct server *s, struct hreq *h, enum api_err code, const char *param,
+		    const char *msg)
 {
 	struct api_error err;
 
 	api_error_set(&err, code, param, "%s", msg);
-	respond_error(s, h, &err);
+	http_reply_error(s, h, &err);
 }
 
 void http_complete_error(struct server *s, struct hreq *h, int status, const char *msg)
 {
-	respond_err(s, h, api_err_from_status(status), NULL, msg);
+	http_reply_err(s, h, api_err_from_status(status), NULL, msg);
+}
+
+void http_reply_fd(struct server *s, struct hreq *h, int status, const char *ctype, int fd,
+		   uint64_t size)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd(size, fd);
+
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	deliver(s, h, status, resp);
 }
 
 void http_complete(struct server *s, struct hreq *h, int status, const char *ctype,
 		   const char *body, size_t len, int fd)
 {
-	struct MHD_Response *resp;
+	const char *ct = ctype && *ctype ? ctype : "application/json";
 
 	if (fd >= 0) {
 		struct stat st;
@@ -265,12 +380,10 @@ void http_complete(struct server *s, struct hreq *h, int status, const char *cty
 			http_complete_error(s, h, 500, "worker result could not be read");
 			return;
 		}
-		resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
-	} else {
-		resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+		http_reply_fd(s, h, status, ct, fd, (uint64_t)st.st_size);
+		return;
 	}
-	MHD_add_response_header(resp, "Content-Type", ctype && *ctype ? ctype : "application/json");
-	deliver(s, h, status, resp);
+	http_reply_copy(s, h, status, ct, body, len);
 }
 
 /* --- streaming --- */
@@ -280,8 +393,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 	struct hreq *h = cls;
 	size_t n = 0;
 
+	if (h->client_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	while (h->c_head && n < max) {
-		struct chunk *c = h->c_head;
+		struct http_chunk *c = h->c_head;
 		size_t take = MIN(max - n, c->len - c->off);
 		memcpy(out + n, c->data + c->off, take);
 		n += take;
@@ -304,7 +419,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 
 static void chunk_push(struct hreq *h, const char *data, size_t len)
 {
-	struct chunk *c = xmalloc(sizeof(*c) + len);
+	struct http_chunk *c = xmalloc(sizeof(*c) + len);
 
 	c->next = NULL;
 	c->len = len;
@@ -319,16 +434,15 @@ static void chunk_push(struct hreq *h, const char *data, size_t len)
 
 static void stream_wake(struct server *s, struct hreq *h)
 {
-	if (h->waiting_chunk) {
-		h->waiting_chunk = 0;
-		MHD_resume_connection(h->conn);
-		s->resumed = 1;
-	}
+	if (h->waiting_chunk)
+		resume(s, h);
 }
 
 void http_stream_chunk(struct server *s, struct hreq *h, const char *ctype, const char *data,
 		       size_t len)
 {
+	if (h->client_gone)
+		return;
 	if (!h->streaming) {
 		struct MHD_Response *resp =
 			MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader,
@@ -347,6 +461,8 @@ void http_stream_chunk(struct server *s, struct hreq *h, const char *ctype, cons
 
 void http_stream_end(struct server *s, struct hreq *h, int status, const char *err)
 {
+	if (h->client_gone)
+		return;
 	if (!h->streaming) {
 		if (status == 200)
 			status = 500;
@@ -366,18 +482,19 @@ void http_stream_end(struct server *s, struct hreq *h, int status, const char *e
 		chunk_push(h, b.data, b.len);
 		buf_release(&b);
 	}
+	h->held = 0;
 	h->stream_ended = 1;
 	stream_wake(s, h);
 }
 
 /* --- request bookkeeping --- */
 
-static void hreq_free(struct hreq *h)
+static void hreq_free(struct server *s, struct hreq *h)
 {
-	struct chunk *c = h->c_head;
+	struct http_chunk *c = h->c_head;
 
 	while (c) {
-		struct chunk *n = c->next;
+		struct http_chunk *n = c->next;
 		free(c);
 		c = n;
 	}
@@ -417,689 +534,6 @@ static void set_request_id(struct hreq *h, struct MHD_Connection *conn, struct s
 		 (unsigned long long)prefix, (unsigned long long)++s->next_id);
 }
 
-static int auth_ok(struct server *s, struct MHD_Connection *conn)
-{
-	const char *hdr;
-	unsigned char a[32], b[32];
-
-	if (s->cfg->no_auth)
-		return 1;
-	hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	if (!hdr || strncasecmp(hdr, "Bearer ", 7))
-		return 0;
-	hdr += 7;
-	while (*hdr == ' ')
-		hdr++;
-	/* constant time: compare fixed-size digests of both keys */
-	crypto_generichash(a, sizeof(a), (const unsigned char *)hdr, strlen(hdr), NULL, 0);
-	crypto_generichash(b, sizeof(b), (const unsigned char *)s->cfg->api_key,
-			   strlen(s->cfg->api_key), NULL, 0);
-	return sodium_memcmp(a, b, sizeof(a)) == 0;
-}
-
-static void respond_unauthorized(struct server *s, struct hreq *h)
-{
-	struct buf b;
-	struct api_error err;
-	struct MHD_Response *resp;
-	size_t len;
-	char *data;
-
-	api_error_set(&err, AE_UNAUTHORIZED, NULL, "Invalid or missing API Key");
-	buf_init(&b, BUF_UNLIMITED);
-	api_error_json(&err, &b);
-	data = buf_detach(&b, &len);
-	resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
-	deliver(s, h, 401, resp);
-}
-
-/* --- inference admission --- */
-
-static uint64_t batch_key(enum task_kind kind, json_t *params)
-{
-	if (kind != TASK_IMAGE_GEN)
-		return 0;
-	return (uint64_t)json_integer_value(json_object_get(params, "width")) << 40 |
-	       (uint64_t)json_integer_value(json_object_get(params, "height")) << 20 |
-	       (uint64_t)json_integer_value(json_object_get(params, "num_inference_steps"));
-}
-
-/* Decode the JSON "file" (base64) of a transcription into a memfd. */
-static int json_file_to_fd(struct hreq *h, json_t *body, struct api_error *err)
-{
-	json_t *f = json_object_get(body, "file");
-	struct buf raw;
-	int fd;
-
-	if (!json_is_string(f))
-		return 0; /* validation names the problem */
-	buf_init(&raw, MAX_UPLOAD_BYTES);
-	if (media_base64_decode(json_string_value(f), json_string_length(f), &raw) < 0) {
-		buf_release(&raw);
-		return api_error_set(err, AE_INVALID_FIELD, "file",
-				     "file must be base64-encoded audio of at most %u bytes",
-				     MAX_UPLOAD_BYTES);
-	}
-	fd = memfd_create("mediad-upload", MFD_CLOEXEC);
-	if (fd < 0 || write_all(fd, raw.data, raw.len) < 0) {
-		buf_release(&raw);
-		if (fd >= 0)
-			close(fd);
-		return api_error_set(err, AE_INTERNAL, NULL, "cannot store the upload");
-	}
-	h->in_fd = fd;
-	h->in_size = raw.len;
-	buf_release(&raw);
-	return 0;
-}
-
-static void handle_inference(struct server *s, struct hreq *h)
-{
-	const struct route *rt = h->match.route;
-	struct api_error err;
-	json_t *body = NULL, *params = NULL;
-	json_error_t jerr;
-	int multipart = h->form != NULL;
-
-	if (h->too_large) {
-		respond_err(s, h, AE_TOO_LARGE, NULL, "request body exceeds MAX_REQUEST_BODY_BYTES");
-		return;
-	}
-	if (multipart) {
-		form_finish(h->form);
-		if (h->form->status) {
-			respond_err(s, h, api_err_from_status(h->form->status),
-				    h->form->param[0] ? h->form->param : NULL, h->form->msg);
-			return;
-		}
-		h->in_fd = form_take_file(h->form, &h->in_size);
-		if (h->in_fd < 0) {
-			respond_err(s, h, AE_INVALID_FIELD, "file",
-				    "file is required (a multipart field named \"file\")");
-			return;
-		}
-		body = form_json(h->form);
-		json_object_set_new(body, "file", json_string("AA=="));
-	} else {
-		if (h->body.len == 0) {
-			respond_err(s, h, AE_BAD_JSON, NULL, "request body is empty; expected JSON");
-			return;
-		}
-		body = json_loadb(h->body.data, h->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
-				  &jerr);
-		if (!body) {
-			api_error_set(&err, AE_BAD_JSON, NULL,
-				      "request body is not valid JSON: %s (line %d, column %d)",
-				      jerr.text, jerr.line, jerr.column);
-			respond_error(s, h, &err);
-			return;
-		}
-		if ((rt->task == TASK_TRANSCRIBE || rt->task == TASK_TRANSLATE) &&
-		    json_is_object(body) && json_file_to_fd(h, body, &err) < 0) {
-			json_decref(body);
-			respond_error(s, h, &err);
-			return;
-		}
-	}
-	if (validate_request(rt->task, body, &s->limits, &params, &err) < 0) {
-		json_decref(body);
-		respond_error(s, h, &err);
-		return;
-	}
-	json_decref(body);
-	if (rt->task == TASK_TRANSCRIBE || rt->task == TASK_TRANSLATE) {
-		json_object_del(params, "file");
-		json_object_set_new(params, "file_bytes", json_integer((json_int_t)h->in_size));
-		if (h->in_size == 0) {
-			json_decref(params);
-			respond_err(s, h, AE_INVALID_FIELD, "file", "file must not be empty");
-			return;
-		}
-	}
-
-	struct pending *p = xcalloc(1, sizeof(*p));
-	double now = now_s();
-	p->sr.id = server_new_id(s);
-	p->sr.kind = rt->task;
-	p->sr.batch_key = batch_key(rt->task, params);
-	p->sr.arrival = now;
-	p->sr.deadline = now + s->cfg->request_processing_timeout_seconds;
-	p->sr.owner = p;
-	p->in_fd = h->in_fd;
-	h->in_fd = -1;
-	p->params = json_dumps(params, JSON_COMPACT);
-	p->params_len = strlen(p->params);
-
-	if (rt->handler == H_JOB_CREATE) {
-		const char *org = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND,
-							      "X-TT-Organization");
-		const char *model = json_string_value(json_object_get(params, "model"));
-		struct job *j = jobs_create(s->jobs, rt->job_type, model ? model : s->workers[0].model,
-					    params, org ? org : "");
-		if (!j) {
-			json_decref(params);
-			free(p->params);
-			if (p->in_fd >= 0)
-				close(p->in_fd);
-			free(p);
-			respond_err(s, h, AE_QUEUE_FULL, NULL,
-				    "job store is full of unfinished jobs; retry later");
-			return;
-		}
-		p->kind = OWN_JOB;
-		snprintf(p->job_id, sizeof(p->job_id), "%s", j->id);
-		if (sched_admit(&s->sched, &p->sr) < 0) {
-			jobs_fail(j, 429, "queue is full");
-			json_decref(params);
-			free(p->params);
-			free(p);
-			respond_err(s, h, AE_QUEUE_FULL, NULL, "queue is full (MAX_QUEUE_SIZE)");
-			return;
-		}
-		j->task_id = p->sr.id;
-		server_dispatch(s);
-		json_t *jo = jobs_to_json(j);
-		respond_json(s, h, rt->job_type == JOB_VIDEO ? 202 : 201, jo);
-		json_decref(jo);
-		json_decref(params);
-		return;
-	}
-	json_decref(params);
-	p->kind = OWN_HTTP;
-	p->h = h;
-	if (sched_admit(&s->sched, &p->sr) < 0) {
-		char msg[96];
-		free(p->params);
-		if (p->in_fd >= 0)
-			close(p->in_fd);
-		free(p);
-		snprintf(msg, sizeof(msg), "queue is full (MAX_QUEUE_SIZE=%d); retry later",
-			 s->cfg->max_queue_size);
-		respond_err(s, h, AE_QUEUE_FULL, NULL, msg);
-		return;
-	}
-	h->pend = p;
-	h->suspended = 1;
-	MHD_suspend_connection(h->conn);
-	/* dispatch now, so the queue bound counts only requests that really
-	 * wait (a burst handled in one loop pass is not refused early) */
-	server_dispatch(s);
-}
-
-/* --- operations --- */
-
-static void handle_faults(struct server *s, struct hreq *h)
-{
-	json_t *body, *resp;
-	json_error_t jerr;
-	const char *wid = NULL, *fault = NULL;
-	json_int_t value = 0, count = 0;
-	int kind;
-
-	if (h->method == M_DELETE) {
-		for (int i = 0; i < s->n_workers; i++)
-			workers_send(s, &s->workers[i], IPC_FAULT, 0, 0, 0, NULL, 0, -1);
-		resp = json_pack("{s:s}", "status", "cleared");
-		respond_json(s, h, 200, resp);
-		json_decref(resp);
-		log_warn("fault injection: all faults cleared");
-		return;
-	}
-	body = json_loadb(h->body.data ? h->body.data : "", h->body.len, 0, &jerr);
-	if (!json_is_object(body)) {
-		json_decref(body);
-		respond_err(s, h, AE_BAD_JSON, NULL, "request body must be a JSON object");
-		return;
-	}
-	json_t *jw = json_object_get(body, "worker");
-	if (jw && !json_is_string(jw)) {
-		json_decref(body);
-		respond_err(s, h, AE_INVALID_FIELD, "worker", "worker must be a string worker id");
-		return;
-	}
-	wid = json_string_value(jw);
-	fault = json_string_value(json_object_get(body, "fault"));
-	json_t *jv = json_object_get(body, "value"), *jc = json_object_get(body, "count");
-	if ((jv && !json_is_integer(jv)) || (jc && !json_is_integer(jc))) {
-		json_decref(body);
-		respond_err(s, h, AE_INVALID_FIELD, jv && !json_is_integer(jv) ? "value" : "count",
-			    "value and count must be integers");
-		return;
-	}
-	value = jv ? json_integer_value(jv) : 0;
-	count = jc ? json_integer_value(jc) : 0;
-	if (!fault || (kind = fault_parse(fault)) < 0) {
-		char msg[200];
-		snprintf(msg, sizeof(msg), "fault must be one of %s", fault_names_joined());
-		json_decref(body);
-		respond_err(s, h, AE_INVALID_FIELD, "fault", msg);
-		return;
-	}
-	int hit = 0;
-	json_t *fwd = json_pack("{s:s,s:I,s:I}", "fault", fault, "value", value, "count", count);
-	char *text = json_dumps(fwd, JSON_COMPACT);
-	for (int i = 0; i < s->n_workers; i++) {
-		if (wid && strcmp(wid, s->workers[i].id))
-			continue;
-		hit++;
-		workers_send(s, &s->workers[i], IPC_FAULT, 0, 0, 0, text, strlen(text), -1);
-	}
-	free(text);
-	json_decref(fwd);
-	if (!hit) {
-		json_decref(body);
-		respond_err(s, h, AE_NOT_FOUND, "worker", "no worker with this id");
-		return;
-	}
-	log_warn("fault injection: %s on worker %s (value %lld, count %lld)", fault,
-		 wid ? wid : "all", (long long)value, (long long)count);
-	resp = json_pack("{s:s,s:s,s:s,s:I,s:I}", "status", "injected", "worker", wid ? wid : "all",
-			 "fault", fault, "value", value, "count", count);
-	respond_json(s, h, 200, resp);
-	json_decref(resp);
-	json_decref(body);
-}
-
-static void restart_worker(struct server *s, struct worker *w, const char *why)
-{
-	if (w->state == W_FAILED || w->state == W_DOWN) {
-		workers_revive(s, w, why);
-		return;
-	}
-	workers_kill(s, w, "manual", why);
-}
-
-static void handle_reset(struct server *s, struct hreq *h, int all)
-{
-	json_t *list = json_array(), *resp;
-
-	if (!all) {
-		const char *id = MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND,
-							     "device_id");
-		struct worker *w = NULL;
-		if (!id || !*id) {
-			json_decref(list);
-			respond_err(s, h, AE_INVALID_FIELD, "device_id",
-				    "device_id query parameter is required");
-			return;
-		}
-		for (int i = 0; i < s->n_workers; i++)
-			if (!strcmp(s->workers[i].id, id))
-				w = &s->workers[i];
-		if (!w) {
-			json_decref(list);
-			respond_err(s, h, AE_NOT_FOUND, "device_id", "no device with this id");
-			return;
-		}
-		restart_worker(s, w, "reset requested via /tt-reset-device");
-		json_array_append_new(list, json_string(w->id));
-	} else {
-		for (int i = 0; i < s->n_workers; i++) {
-			restart_worker(s, &s->workers[i], "reset requested via /tt-deep-reset");
-			json_array_append_new(list, json_string(s->workers[i].id));
-		}
-	}
-	resp = json_pack("{s:s,s:o}", "status", "scheduled", "restarting", list);
-	respond_json(s, h, 200, resp);
-	json_decref(resp);
-}
-
-/* --- jobs --- */
-
-static struct job *job_for_request(struct server *s, struct hreq *h)
-{
-	struct job *j = jobs_get(s->jobs, h->match.id);
-	const char *org;
-
-	if (!j || (int)j->type != h->match.route->job_type)
-		return NULL;
-	if (j->type == JOB_TRAINING) {
-		org = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "X-TT-Organization");
-		if (!org || strcmp(org, j->organization))
-			return NULL;
-	}
-	return j;
-}
-
-static void handle_job(struct server *s, struct hreq *h)
-{
-	const struct route *rt = h->match.route;
-	const char *org = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "X-TT-Organization");
-	struct job *j;
-	json_t *o;
-
-	if (rt->job_type == JOB_TRAINING && (!org || !*org)) {
-		respond_err(s, h, AE_UNAUTHORIZED, NULL, "X-TT-Organization header is required");
-		return;
-	}
-	if (rt->handler == H_JOB_LIST) {
-		json_t *arr = jobs_list_json(s->jobs, rt->job_type,
-					     rt->job_type == JOB_TRAINING ? org : NULL);
-		if (rt->job_type == JOB_TRAINING) {
-			o = json_pack("{s:s,s:o}", "object", "list", "data", arr);
-			respond_json(s, h, 200, o);
-			json_decref(o);
-		} else {
-			respond_json(s, h, 200, arr);
-			json_decref(arr);
-		}
-		return;
-	}
-	if (rt->handler == H_CATALOG) {
-		o = json_pack("{s:s,s:[{s:s,s:s,s:s,s:[s,s]}]}", "object", "list", "data", "id",
-			      s->workers[0].model[0] ? s->workers[0].model : "mediad-mock", "object",
-			      "model", "owned_by", "mediad", "methods", "lora", "full");
-		respond_json(s, h, 200, o);
-		json_decref(o);
-		return;
-	}
-	j = job_for_request(s, h);
-	if (!j) {
-		respond_err(s, h, AE_NOT_FOUND, NULL, "job not found");
-		return;
-	}
-	switch (rt->handler) {
-	case H_JOB_GET:
-		o = jobs_to_json(j);
-		respond_json(s, h, 200, o);
-		json_decref(o);
-		return;
-	case H_JOB_METRICS:
-	case H_JOB_LOGS:
-	case H_JOB_CHECKPOINTS: {
-		json_t *arr = rt->handler == H_JOB_METRICS ? j->metrics
-			      : rt->handler == H_JOB_LOGS  ? j->logs
-							   : j->checkpoints;
-		o = json_pack("{s:s,s:O}", "object", "list", "data", arr);
-		respond_json(s, h, 200, o);
-		json_decref(o);
-		return;
-	}
-	case H_JOB_DOWNLOAD: {
-		if (j->status != JOB_COMPLETED || j->artifact_fd < 0) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "job %s has no video yet (status %s)", j->id,
-				 jobs_status_name(j->status));
-			respond_err(s, h, AE_NOT_FOUND, NULL, msg);
-			return;
-		}
-		int fd = dup(j->artifact_fd);
-		struct MHD_Response *resp = MHD_create_response_from_fd(j->artifact_size, fd);
-		char disp[96];
-		snprintf(disp, sizeof(disp), "attachment; filename=\"%s.mp4\"", j->id);
-		MHD_add_response_header(resp, "Content-Type", "video/mp4");
-		MHD_add_response_header(resp, "Content-Disposition", disp);
-		deliver(s, h, 200, resp);
-		return;
-	}
-	case H_JOB_CANCEL: {
-		if (jobs_is_final(j)) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "job %s is already %s", j->id,
-				 jobs_status_name(j->status));
-			respond_err(s, h, AE_CONFLICT, NULL, msg);
-			return;
-		}
-		struct sched_req *r = j->task_id ? sched_find(&s->sched, j->task_id) : NULL;
-		if (r) {
-			struct pending *p = (struct pending *)r;
-			if (r->worker >= 0) {
-				struct worker *w = &s->workers[r->worker];
-				canary_request_finished(&w->canary, now_s());
-				workers_send(s, w, IPC_CANCEL, 0, 0, r->id, NULL, 0, -1);
-			}
-			sched_remove(&s->sched, r);
-			if (p->in_fd >= 0)
-				close(p->in_fd);
-			free(p->params);
-			free(p);
-		}
-		jobs_set_status(j, JOB_CANCELLED);
-		o = jobs_to_json(j);
-		respond_json(s, h, 200, o);
-		json_decref(o);
-		return;
-	}
-	default:
-		respond_err(s, h, AE_INTERNAL, NULL, "unhandled job route");
-	}
-}
-
-/* --- health and metadata --- */
-
-static void update_gauges(struct server *s)
-{
-	const char *model = s->cfg->model_runner->name;
-
-	metrics_set(s->m_queue, NULL, sched_waiting(&s->sched));
-	metrics_clear(s->m_canary_state);
-	for (int i = 0; i < s->n_workers; i++) {
-		struct worker *w = &s->workers[i];
-		const char *lw[] = {w->id};
-		metrics_set(s->m_ready, lw, worker_is_ready(s, w));
-		metrics_set(s->m_alive, lw, w->pid > 0);
-		metrics_set(s->m_inflight, lw, s->sched.workers[i].n_inflight);
-		metrics_set(s->m_deep_supported, lw, w->deep_supported);
-		double stall = 0;
-		if (w->canary.busy > 0)
-			stall = now_s() - w->canary.progress_at;
-		metrics_set(s->m_stall, lw, stall);
-		for (int st = 0; st < CANARY_STATE_COUNT; st++) {
-			const char *lc[] = {model, w->id, canary_state_name((enum canary_state)st)};
-			metrics_set(s->m_canary_state, lc, w->canary.state == (enum canary_state)st);
-		}
-	}
-}
-
-static void handle_simple(struct server *s, struct hreq *h)
-{
-	struct buf b;
-	int status = 200;
-	json_t *o;
-
-	buf_init(&b, BUF_UNLIMITED);
-	switch (h->match.route->handler) {
-	case H_HEALTH:
-	case H_LIVENESS: {
-		const struct buf *body = h->match.route->handler == H_HEALTH
-			? api_health_cached(s, &status) : api_liveness_cached(s, &status);
-		struct MHD_Response *resp = MHD_create_response_from_buffer(
-			body->len, body->data, MHD_RESPMEM_MUST_COPY);
-		MHD_add_response_header(resp, "Content-Type", "application/json");
-		buf_release(&b);
-		deliver(s, h, status, resp);
-		return;
-	}
-	case H_LIVEZ: {
-		int recoverable = 0;
-		for (int i = 0; i < s->n_workers; i++)
-			if (s->workers[i].state != W_FAILED)
-				recoverable = 1;
-		if (recoverable) {
-			buf_puts(&b, "{\"status\":\"alive\"}");
-		} else {
-			status = 503;
-			buf_puts(&b, "{\"status\":\"dead\",\"error\":\"no worker can recover: restart "
-				     "budget exhausted on every worker\"}");
-		}
-		break;
-	}
-	case H_STARTUPZ:
-		if (s->ever_ready) {
-			buf_puts(&b, "{\"phase\":\"started\"}");
-		} else {
-			int warming = 0;
-			for (int i = 0; i < s->n_workers; i++)
-				if (s->workers[i].state == W_WARMING)
-					warming = 1;
-			status = 503;
-			buf_printf(&b, "{\"phase\":\"%s\",\"elapsed_s\":%.3f}",
-				   warming ? "warming_up" : "starting_workers",
-				   now_s() - s->started_mono);
-		}
-		break;
-	case H_METRICS:
-		update_gauges(s);
-		metrics_render(s->metrics, &b);
-		respond_buf(s, h, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
-		return;
-	case H_MODELS: {
-		const char *model = s->workers[0].model[0] ? s->workers[0].model
-			: (s->cfg->model_name[0] ? s->cfg->model_name : "mediad-mock");
-		o = json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:s,s:b}]}", "object", "list", "data", "id",
-			      model, "object", "model", "created", (json_int_t)s->started_wall,
-			      "owned_by", "mediad", "runner", s->cfg->model_runner->name,
-			      "synthetic_weights", s->workers[0].synthetic_weights);
-		char *t = json_dumps(o, JSON_COMPACT);
-		buf_puts(&b, t);
-		free(t);
-		json_decref(o);
-		break;
-	}
-	case H_CONFIG:
-		config_dump_json(s->cfg, &b);
-		break;
-	default:
-		buf_puts(&b, "{}");
-	}
-	respond_buf(s, h, status, "application/json", &b);
-}
-
-/* --- the access handler --- */
-
-static int is_inference(const struct route *rt)
-{
-	return rt->handler == H_INFER || rt->handler == H_JOB_CREATE;
-}
-
-static void handle(struct server *s, struct hreq *h)
-{
-	const struct route *rt = h->match.route;
-
-	switch (rt->handler) {
-	case H_INFER:
-	case H_JOB_CREATE:
-		if (!server_is_serving(s)) {
-			char why[512];
-			server_not_serving_reason(s, why, sizeof(why));
-			respond_err(s, h, s->draining ? AE_DRAINING : AE_NOT_READY, NULL, why);
-			return;
-		}
-		handle_inference(s, h);
-		return;
-	case H_FAULTS:
-		handle_faults(s, h);
-		return;
-	case H_RESET_DEVICE:
-		handle_reset(s, h, 0);
-		return;
-	case H_DEEP_RESET:
-		handle_reset(s, h, 1);
-		return;
-	case H_JOB_GET:
-	case H_JOB_LIST:
-	case H_JOB_DOWNLOAD:
-	case H_JOB_CANCEL:
-	case H_JOB_METRICS:
-	case H_JOB_LOGS:
-	case H_JOB_CHECKPOINTS:
-	case H_CATALOG:
-		handle_job(s, h);
-		return;
-	default:
-		handle_simple(s, h);
-	}
-}
-
-static int first_call(struct server *s, struct hreq *h, const char *url, const char *method)
-{
-	struct MHD_Connection *conn = h->conn;
-	int m;
-
-	h->method = router_method(method);
-	snprintf(h->path, sizeof(h->path), "%s", url);
-	set_request_id(h, conn, s);
-	m = router_match(url, h->method, s->services, &h->match);
-	if (!s->cfg->enable_fault_injection && !strcmp(url, "/debug/faults"))
-		m = -1; /* fault injection off: the route does not exist */
-	if (m < 0) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "Not Found: %.200s", url);
-		h->match.route = NULL;
-		respond_err(s, h, AE_NOT_FOUND, NULL, msg);
-		return 1;
-	}
-	if (m == 0) {
-		char allow[96], msg[320];
-		struct api_error err;
-		struct buf b;
-		router_allow_header(h->match.allowed, allow, sizeof(allow));
-		snprintf(msg, sizeof(msg), "Method %.10s not allowed on %.100s (allowed: %s)", method,
-			 url, allow);
-		api_error_set(&err, AE_METHOD, NULL, "%s", msg);
-		buf_init(&b, BUF_UNLIMITED);
-		api_error_json(&err, &b);
-		size_t len;
-		char *data = buf_detach(&b, &len);
-		struct MHD_Response *resp =
-			MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-		MHD_add_response_header(resp, "Content-Type", "application/json");
-		MHD_add_response_header(resp, "Allow", allow);
-		deliver(s, h, 405, resp);
-		return 1;
-	}
-	if (h->match.route->auth && !auth_ok(s, conn)) {
-		respond_unauthorized(s, h);
-		return 1;
-	}
-	if (h->match.route->services == SVC_TRAINING) {
-		const char *org = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							      "X-TT-Organization");
-		if (!org || !*org) {
-			respond_err(s, h, AE_UNAUTHORIZED, NULL,
-				    "X-TT-Organization header is required");
-			return 1;
-		}
-	}
-	if (is_inference(h->match.route) && !server_is_serving(s)) {
-		const char *cl0 = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							      "Content-Length");
-		int64_t n0 = 0;
-		/* answer 503 before reading the body, unless the body is small: then
-		 * read it first (handle() checks serving again), so a client that
-		 * sends its whole body before reading gets the 503, not a reset */
-		if (!cl0 || parse_i64(cl0, &n0) < 0 || n0 > (1 << 20)) {
-			handle(s, h);
-			return 1;
-		}
-	}
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-	int64_t clen;
-	if (cl && parse_i64(cl, &clen) == 0 && clen > s->cfg->max_request_body_bytes) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "request body of %lld bytes exceeds %lld "
-			 "(MAX_REQUEST_BODY_BYTES)", (long long)clen,
-			 (long long)s->cfg->max_request_body_bytes);
-		respond_err(s, h, AE_TOO_LARGE, NULL, msg);
-		return 1;
-	}
-	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-	if (ct && !strncasecmp(ct, "multipart/form-data", 19) &&
-	    (h->match.route->task == TASK_TRANSCRIBE || h->match.route->task == TASK_TRANSLATE)) {
-		size_t file_max = MIN((size_t)MAX_UPLOAD_BYTES,
-				      (size_t)s->cfg->max_request_body_bytes);
-		h->form = xmalloc(sizeof(*h->form));
-		if (form_init(h->form, ct, file_max) < 0) {
-			respond_err(s, h, AE_BAD_REQUEST, "Content-Type", h->form->msg);
-			return 1;
-		}
-	}
-	buf_init(&h->body, (size_t)s->cfg->max_request_body_bytes);
-	return 0;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -1114,15 +548,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		h->in_fd = -1;
 		h->t0 = now_s();
 		buf_init(&h->body, 0);
+		snprintf(h->path, sizeof(h->path), "%s", url);
+		set_request_id(h, conn, s);
 		*con_cls = h;
 		if (c) {
 			c->h = h;
 			hc_set_phase(c, HC_BODY, h->t0);
 		}
-		if (first_call(s, h, url, method) && c && c->phase == HC_BODY)
-			hc_set_phase(c, HC_BUSY, h->t0);
+		if (g_hh.begin(s, h, url, method)) {
+			if (c && c->phase == HC_BODY)
+				hc_set_phase(c, HC_BUSY, h->t0);
+		} else {
+			buf_init(&h->body, (size_t)s->cfg->max_request_body_bytes);
+		}
 		return MHD_YES;
 	}
+	if (h->client_gone)
+		return MHD_NO; /* close: nobody reads the answer */
 	if (h->resp) {
 		struct MHD_Response *resp = h->resp;
 		h->resp = NULL;
@@ -1131,18 +573,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		MHD_destroy_response(resp);
 		return MHD_YES;
 	}
-	if (h->done || h->suspended || h->pend)
+	if (h->done || h->suspended || h->held)
 		return MHD_YES;
 	if (*upload_size) {
 		struct hconn *c = hc_of(conn);
 		if (c && c->phase == HC_BODY)
 			c->body_bytes += *upload_size;
-		if ((h->too_large || (h->form && h->form->status)) &&
+		if ((h->too_large || h->form_error) &&
 		    now_s() - h->t0 > s->cfg->connection_timeout_seconds)
 			return MHD_NO; /* discarding a body that does not end: close */
-		if (h->form)
-			form_feed(h->form, upload, *upload_size);
-		else if (!h->too_large && buf_append(&h->body, upload, *upload_size) < 0) {
+		if (h->body_sink) {
+			h->body_sink(s, h, upload, *upload_size);
+		} else if (!h->too_large && buf_append(&h->body, upload, *upload_size) < 0) {
 			h->too_large = 1;
 			buf_release(&h->body);
 		}
@@ -1152,7 +594,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct hconn *c = hc_of(conn);
 	if (c && c->phase == HC_BODY)
 		hc_set_phase(c, HC_BUSY, now_s());
-	handle(s, h);
+	g_hh.handle(s, h);
 	return MHD_YES;
 }
 
@@ -1171,22 +613,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!h)
 		return;
 	*con_cls = NULL;
-	if (h->pend) {
-		/* the client went away while its request was queued or running */
-		struct pending *p = h->pend;
-		int wi = p->sr.worker;
-		sched_remove(&s->sched, &p->sr);
-		if (wi >= 0) {
-			canary_request_finished(&s->workers[wi].canary, now_s());
-			workers_send(s, &s->workers[wi], IPC_CANCEL, 0, 0, p->sr.id, NULL, 0, -1);
-		}
-		if (p->in_fd >= 0)
-			close(p->in_fd);
-		free(p->params);
-		free(p);
-		h->pend = NULL;
-	}
-	const char *label = h->match.route ? h->match.route->metric : "unmatched";
+	/* the client went away while its request was queued or running (a
+	 * stream cut mid-way, or a connection libmicrohttpd closed itself) */
+	client_gone(s, h, 0);
+	const char *label = h->metric ? h->metric : "unmatched";
 	char code[8];
 	snprintf(code, sizeof(code), "%d", h->status ? h->status : 499);
 	const char *lrc[] = {label, code};
@@ -1197,7 +627,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_write(LOG_DEBUG, h->request_id, NULL, "%s %s -> %d (%.3f ms)",
 			  h->method == M_GET ? "GET" : "request", h->path, h->status,
 			  (now_s() - h->t0) * 1000);
-	hreq_free(h);
+	hreq_free(s, h);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -1211,7 +641,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", msg);
 }
 
-int http_start(struct server *s)
+int http_start(struct server *s, const struct http_handlers *hh)
 {
 	struct sockaddr_in6 a6;
 	struct sockaddr_in a4;
@@ -1219,17 +649,18 @@ int http_start(struct server *s)
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 			 MHD_USE_TURBO;
 
-	g_srv = s;
+	g_hh = *hh;
+	s->http_watch_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->http_watch_fd < 0) {
+		log_error("epoll_create1 failed: %s", strerror(errno));
+		return -1;
+	}
 	static const char *const l_phase[] = {"phase", NULL};
 	s->m_read_timeouts = metrics_family(
 		s->metrics, METRIC_COUNTER, "mediad_http_read_timeouts_total",
 		"Connections closed with 408 because a request's headers or body came too slowly "
 		"(REQUEST_HEADER_TIMEOUT_SECONDS, REQUEST_BODY_TIMEOUT_SECONDS, REQUEST_BODY_MIN_RATE)",
 		l_phase, NULL, 0);
-	if (sodium_init() < 0) {
-		log_error("libsodium failed to initialise");
-		return -1;
-	}
 	memset(&a4, 0, sizeof(a4));
 	memset(&a6, 0, sizeof(a6));
 	if (inet_pton(AF_INET, s->cfg->service_host, &a4.sin_addr) == 1) {
@@ -1286,5 +717,9 @@ void http_stop(struct server *s)
 	if (s->mhd) {
 		MHD_stop_daemon(s->mhd);
 		s->mhd = NULL;
+	}
+	if (s->http_watch_fd >= 0) {
+		close(s->http_watch_fd);
+		s->http_watch_fd = -1;
 	}
 }

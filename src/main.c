@@ -9,7 +9,7 @@
 #include "config.h"
 #include "device.h"
 #include "log.h"
-#include "server.h"
+#include "supervisor.h"
 #include "util.h"
 #include "worker/worker.h"
 
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
 		free(fields);
 		buf_release(&dump);
 	}
-	rc = server_run(&cfg, self);
+	rc = supervisor_run(&cfg, self);
 	config_release(&cfg);
 	return rc;
 }

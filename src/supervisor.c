@@ -1,11 +1,12 @@
-/* supervisor.c: the supervisor's event loop, dispatch and request endings.
+/* supervisor.c: the supervisor's event loop; wires the layers together.
  *
- * One epoll set holds libmicrohttpd's epoll fd, a signalfd (SIGCHLD,
- * SIGTERM, SIGINT) and every worker socket. The wait timeout is the earliest
+ * One epoll set holds libmicrohttpd's epoll fd, the HTTP adapter's watch
+ * set of suspended connections, a signalfd (SIGCHLD, SIGTERM, SIGINT) and
+ * every worker socket. The wait timeout is the earliest
  * of the canary tick, the oldest request deadline, a batch delay, a
  * pending restart and a worker's warmup deadline, so deadlines are enforced
  * without a timer per request. */
-#include "server.h"
+#include "supervisor.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,186 +20,65 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "api.h"
+#include "children.h"
+#include "http.h"
 #include "log.h"
+#include "monitor.h"
+#include "requests.h"
 #include "runner.h"
+#include "server.h"
+#include "serving.h"
 #include "util.h"
+#include "banned.h"
 
 #define TAG_MHD 1
 #define TAG_SIG 2
-#define TAG_WORKER 16
+#define TAG_HTTP_WATCH 3
 
-uint64_t server_new_id(struct server *s)
+/* children.c tells us about a worker: route each event to its owner. */
+static void on_child_ready(struct server *s, struct worker *w)
 {
-	return ++s->next_id;
+	monitor_worker_ready(s, w);
 }
 
-int server_ready_workers(const struct server *s)
+static void on_child_frame(struct server *s, struct worker *w, struct ipc_frame *f)
 {
-	int n = 0;
-
-	for (int i = 0; i < s->n_workers; i++)
-		if (worker_is_ready(s, &s->workers[i]))
-			n++;
-	return n;
-}
-
-int server_is_serving(const struct server *s)
-{
-	return !s->draining && server_ready_workers(s) >= s->cfg->min_ready_workers;
-}
-
-void server_not_serving_reason(const struct server *s, char *out, size_t n)
-{
-	size_t len = 0;
-	int ready = server_ready_workers(s);
-
-	out[0] = 0;
-	if (s->draining) {
-		snprintf(out, n, "draining");
+	switch (f->hdr.type) {
+	case IPC_PROBE_RESULT:
+		monitor_on_probe_result(s, w, f);
+		if (f->fd >= 0)
+			close(f->fd);
 		return;
-	}
-	if (ready >= s->cfg->min_ready_workers)
+	case IPC_RESULT:
+	case IPC_CHUNK:
+	case IPC_END:
+		requests_on_frame(s, w, f);
 		return;
-	int failed = 0, overdue = 0;
-	for (int i = 0; i < s->n_workers; i++) {
-		failed += s->workers[i].state == W_FAILED;
-		overdue += s->workers[i].warmup_overdue && s->workers[i].state != W_READY;
-	}
-	if (!s->ever_ready && !failed && !overdue) {
-		snprintf(out, n, "model warming up");
-		return;
-	}
-	if (ready == 0)
-		len = (size_t)snprintf(out, n, "no workers are ready");
-	else
-		len = (size_t)snprintf(out, n, "not enough ready workers (%d of %d required)",
-				       ready, s->cfg->min_ready_workers);
-	for (int i = 0; i < s->n_workers && len < n; i++) {
-		const struct worker *w = &s->workers[i];
-		char why[200];
-		if (worker_is_ready(s, w))
-			continue;
-		if (w->state == W_READY && w->stalled) {
-			snprintf(why, sizeof(why),
-				 "stalled: a request made no progress for the progress budget");
-		} else if (w->state == W_READY && w->canary.state == CANARY_DEAD) {
-			canary_describe(&w->canary, why, sizeof(why));
-		} else if (w->state == W_READY) {
-			snprintf(why, sizeof(why), "not ready (canary %s)",
-				 canary_state_name(w->canary.state));
-		} else {
-			snprintf(why, sizeof(why), "%s%s%s", worker_state_name(w->state),
-				 w->down_reason[0] ? ": " : "", w->down_reason);
-		}
-		len += (size_t)snprintf(out + len, n - len, "; worker %s %s", w->id, why);
+	default:
+		log_warn("worker %s sent an unexpected %s frame", w->id, ipc_type_name(f->hdr.type));
+		if (f->fd >= 0)
+			close(f->fd);
 	}
 }
 
-/* Answer a pending request (HTTP or job) with an error and forget it. */
-void server_fail_request(struct server *s, struct pending *p, int status, const char *msg)
+static void on_child_exited(struct server *s, struct worker *w, const char *why)
 {
-	int was_dispatched = p->sr.worker >= 0;
-	int wi = p->sr.worker;
-
-	sched_remove(&s->sched, &p->sr);
-	if (was_dispatched) {
-		struct worker *w = &s->workers[wi];
-		canary_request_finished(&w->canary, now_s());
-		if (w->sock >= 0)
-			workers_send(s, w, IPC_CANCEL, 0, 0, p->sr.id, NULL, 0, -1);
-	}
-	if (p->kind == OWN_HTTP) {
-		struct hreq *h = p->h;
-		log_write(status >= 500 ? LOG_WARN : LOG_INFO, h->request_id, NULL,
-			  "request %s failed with %d: %s", h->path, status, msg);
-		h->pend = NULL;
-		if (h->streaming)
-			http_stream_end(s, h, status, msg);
-		else
-			http_complete_error(s, h, status, msg);
-	} else {
-		struct job *j = jobs_get(s->jobs, p->job_id);
-		if (j && !jobs_is_final(j))
-			jobs_fail(j, status, msg);
-	}
-	if (p->in_fd >= 0)
-		close(p->in_fd);
-	free(p->params);
-	free(p);
+	monitor_worker_lost(s, w);
+	requests_fail_worker(s, w, why);
 }
 
-static void dispatch_batch(struct server *s, int wi, struct sched_req **batch, int n)
-{
-	struct worker *w = &s->workers[wi];
-	double now = now_s();
-
-	for (int i = 0; i < n; i++) {
-		struct pending *p = (struct pending *)batch[i];
-		int fd = p->in_fd >= 0 ? dup(p->in_fd) : -1;
-		canary_request_started(&w->canary, now);
-		p->dispatched_at = now;
-		if (p->kind == OWN_JOB) {
-			struct job *j = jobs_get(s->jobs, p->job_id);
-			if (j)
-				jobs_set_status(j, JOB_IN_PROGRESS);
-		}
-		workers_send(s, w, IPC_TASK, i + 1 < n ? IPC_F_BATCH_MORE : 0, p->sr.kind, p->sr.id,
-			     p->params, p->params_len, fd);
-	}
-}
-
-void server_dispatch(struct server *s)
-{
-	struct sched_req *batch[SCHED_MAX_BATCH];
-	double now = now_s();
-	int wi, n;
-
-	while ((n = sched_next_batch(&s->sched, now, &wi, batch, &s->batch_wake)) > 0)
-		dispatch_batch(s, wi, batch, n);
-}
+static const struct children_events child_events = {
+	.ready = on_child_ready,
+	.frame = on_child_frame,
+	.exited = on_child_exited,
+};
 
 static void expire_deadlines(struct server *s, double now)
 {
-	struct sched_req *r;
-
-	while ((r = sched_expired(&s->sched, now))) {
-		struct pending *p = (struct pending *)r;
-		char msg[160];
-		if (r->worker >= 0) {
-			struct worker *w = &s->workers[r->worker];
-			const char *lc[] = {s->cfg->model_runner->name,
-					    w->id, "progress"};
-			canary_request_timed_out(&w->canary, now);
-			metrics_add(s->m_canary_fail, lc, 1);
-			w->error_count++;
-			snprintf(msg, sizeof(msg),
-				 "request exceeded REQUEST_PROCESSING_TIMEOUT_SECONDS (%g s) on "
-				 "worker %s",
-				 s->cfg->request_processing_timeout_seconds, w->id);
-		} else {
-			snprintf(msg, sizeof(msg),
-				 "request waited in the queue past REQUEST_PROCESSING_TIMEOUT_SECONDS "
-				 "(%g s)",
-				 s->cfg->request_processing_timeout_seconds);
-		}
-		server_fail_request(s, p, 504, msg);
-	}
-}
-
-/* Requests queued while no worker can take them are answered 503 at once
- * rather than left to wait for a restart or their deadline (HEALTH.md: fail
- * over to other ready workers, or 503 when none; never queued to a dead
- * worker). Admission already refuses new requests in that state. */
-static void fail_queue_if_hopeless(struct server *s)
-{
-	char why[512];
-
-	if (!s->sched.q_head || sched_any_dispatchable(&s->sched))
-		return;
-	server_not_serving_reason(s, why, sizeof(why));
-	while (s->sched.q_head)
-		server_fail_request(s, (struct pending *)s->sched.q_head, 503,
-				    why[0] ? why : "no worker can take the request");
+	/* a deadline on a worker feeds its canary: act on it at once */
+	if (requests_expire(s, now) > 0)
+		monitor_settle_all(s);
 }
 
 static void handle_signals(struct server *s)
@@ -207,7 +87,7 @@ static void handle_signals(struct server *s)
 
 	while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
-			workers_reap(s);
+			children_reap(s);
 		} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			if (!s->draining) {
 				s->draining = 1;
@@ -223,15 +103,6 @@ static void handle_signals(struct server *s)
 			}
 		}
 	}
-}
-
-/* Answer every live request (shutdown): nobody is left waiting. */
-static void fail_all(struct server *s, const char *msg)
-{
-	struct sched_req *r;
-
-	while ((r = sched_oldest(&s->sched)))
-		server_fail_request(s, (struct pending *)r, 503, msg);
 }
 
 /* Let libmicrohttpd send what was resumed, for a bounded time. */
@@ -263,17 +134,15 @@ static void notify_status(struct server *s, double now)
 		if (sd_watchdog_enabled(0, &wd_usec) <= 0)
 			wd_usec = 0;
 	}
-	for (int i = 0; i < s->n_workers; i++)
-		if (s->workers[i].state != W_FAILED)
-			recoverable = 1;
+	recoverable = serving_recoverable(s);
 	/* WATCHDOG=1 only while the loop runs and some worker can still serve */
 	if (wd_usec && recoverable && now - last_wd >= (double)wd_usec / 2e6) {
 		sd_notify(0, "WATCHDOG=1");
 		last_wd = now;
 	}
 	snprintf(status, sizeof(status), "STATUS=%s: %d/%d workers ready, queue %d",
-		 s->draining ? "draining" : server_is_serving(s) ? "serving" : "not serving",
-		 server_ready_workers(s), s->n_workers, sched_waiting(&s->sched));
+		 s->draining ? "draining" : serving_is_serving(s) ? "serving" : "not serving",
+		 serving_ready_workers(s), s->n_workers, sched_waiting(&s->sched));
 	if (strcmp(status, last) && now - last_status >= 1.0) {
 		sd_notify(0, status);
 		snprintf(last, sizeof(last), "%s", status);
@@ -300,11 +169,12 @@ static int loop_timeout_ms(struct server *s, double now)
 		t = o->deadline;
 	if (s->batch_wake > 0 && s->batch_wake < t)
 		t = s->batch_wake;
+	double respawn = children_next_respawn(s);
+	if (respawn > 0 && respawn < t)
+		t = respawn;
 	for (int i = 0; i < s->n_workers; i++) {
-		const struct worker *w = &s->workers[i];
-		double warm = workers_warmup_deadline(w, s->cfg->worker_warmup_timeout_seconds);
-		if (w->state == W_DOWN && w->reset_pid == 0 && w->restart_at < t)
-			t = w->restart_at;
+		double warm = monitor_warmup_deadline(&s->workers[i],
+						      s->cfg->worker_warmup_timeout_seconds);
 		if (warm > 0 && !s->draining && warm < t)
 			t = warm;
 	}
@@ -344,6 +214,8 @@ static int setup_loop(struct server *s)
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
 	ev.data.u64 = TAG_MHD;
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->mhd_epfd, &ev);
+	ev.data.u64 = TAG_HTTP_WATCH;
+	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->http_watch_fd, &ev);
 	return 0;
 }
 
@@ -408,7 +280,7 @@ static void metrics_setup(struct server *s)
 					     l_worker, NULL, 0);
 }
 
-int server_run(struct config *cfg, const char *self_exe)
+int supervisor_run(struct config *cfg, const char *self_exe)
 {
 	static struct server srv;
 	struct server *s = &srv;
@@ -424,6 +296,8 @@ int server_run(struct config *cfg, const char *self_exe)
 		log_warn("MODEL_SERVICE does not include what runner %s serves; mounting its own "
 			 "routes", cfg->model_runner->name);
 	}
+	s->model_type = cfg->model_runner->name;
+	s->http_watch_fd = -1;
 	s->started_mono = now_s();
 	s->started_wall = wall_s();
 	s->n_workers = cfg->n_devices;
@@ -434,15 +308,18 @@ int server_run(struct config *cfg, const char *self_exe)
 	s->jobs = jobs_new();
 	metrics_setup(s);
 	config_export_env(cfg);
-	if ((r = http_start(s)) < 0)
+	if (api_init() < 0)
+		return 1;
+	if ((r = http_start(s, &api_http)) < 0)
 		return r == -2 ? 2 : 1; /* 2: configuration error, do not restart */
 	if ((r = setup_loop(s)) < 0) {
 		log_error("event loop setup failed: %s", strerror(-r));
 		return 1;
 	}
-	workers_init(s);
+	children_init(s, &child_events);
+	monitor_init(s);
 	for (int i = 0; i < s->n_workers; i++)
-		workers_spawn(s, &s->workers[i]);
+		children_spawn(s, &s->workers[i]);
 	s->next_tick = now_s();
 
 	while (!s->stop) {
@@ -458,10 +335,12 @@ int server_run(struct config *cfg, const char *self_exe)
 			uint64_t tag = evs[i].data.u64;
 			if (tag == TAG_MHD)
 				http_run(s);
+			else if (tag == TAG_HTTP_WATCH)
+				http_watch_run(s);
 			else if (tag == TAG_SIG)
 				handle_signals(s);
-			else if (tag >= TAG_WORKER && tag < TAG_WORKER + (uint64_t)s->n_workers)
-				workers_on_io(s, &s->workers[tag - TAG_WORKER], evs[i].events);
+			else if (tag >= CHILDREN_TAG && tag < CHILDREN_TAG + (uint64_t)s->n_workers)
+				children_on_io(s, &s->workers[tag - CHILDREN_TAG], evs[i].events);
 		}
 		now = now_s();
 		if (s->mhd_due > 0 && now >= s->mhd_due)
@@ -472,22 +351,19 @@ int server_run(struct config *cfg, const char *self_exe)
 			 * every tick, or a burst of connections leaves us deaf for good */
 			http_expire(s, now);
 			http_run(s);
-			workers_tick(s, now);
+			children_tick(s, now);
+			monitor_tick(s, now);
 			notify_status(s, now);
 			s->next_tick = now + cfg->canary_tick_seconds;
 		}
-		workers_respawn_due(s, now);
-		workers_warmup_due(s, now);
+		children_respawn_due(s, now);
+		monitor_warmup_due(s, now);
 		expire_deadlines(s, now);
 		if (s->batch_wake > 0 && now >= s->batch_wake)
 			s->batch_wake = 0;
-		server_dispatch(s);
-		fail_queue_if_hopeless(s);
-		for (int i = 0; i < s->n_workers; i++) {
-			struct worker *w = &s->workers[i];
-			if (w->sock >= 0 && w->out.head)
-				workers_on_io(s, w, EPOLLOUT);
-		}
+		requests_dispatch(s);
+		requests_fail_hopeless(s);
+		children_flush(s);
 		if (s->resumed) {
 			s->resumed = 0;
 			http_run(s);
@@ -496,9 +372,9 @@ int server_run(struct config *cfg, const char *self_exe)
 			break;
 	}
 	log_info("stopping: shutting workers down");
-	fail_all(s, s->exit_code == 70 ? "server exiting: a worker is dead (CANARY_ON_DEAD=exit)"
+	requests_fail_all(s, s->exit_code == 70 ? "server exiting: a worker is dead (CANARY_ON_DEAD=exit)"
 				       : "server stopping");
-	workers_shutdown(s);
+	children_shutdown(s);
 	flush_http(s);
 	http_stop(s);
 	api_cache_free(s);

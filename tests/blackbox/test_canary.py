@@ -16,6 +16,7 @@ contract promises for health routes and for 503s of a gated server."""
 import os
 import signal
 import statistics
+import threading
 import time
 
 import pytest
@@ -685,3 +686,31 @@ def test_health_and_dispatch_agree_when_a_worker_dies(server_factory):
         time.sleep(0.02)
     assert [c.get().status for c in calls] == [200, 200]
     assert not any(in_flight_0), "requests were dispatched to the dead worker 0: %s" % in_flight_0
+
+
+def test_deadlines_dead_edge_is_acted_on(server_factory):
+    """Item 8 of the restructuring issue: three deadline 504s on one worker
+    made it dead, but the next tick read progress made *before* the deadlines
+    and took it back to healthy in the same instant, so CANARY_ON_DEAD never
+    acted. Now the dead edge is acted on: the worker is restarted."""
+    s = server_factory({"REQUEST_PROCESSING_TIMEOUT_SECONDS": "1", "MOCK_LATENCY_MS": "3000",
+                        "MOCK_STEPS": "4", "CANARY_DEAD_MISSES": "3",
+                        "CANARY_PROGRESS_TIMEOUT_SECONDS": "30", "CANARY_WAIT_SECONDS": "30",
+                        "CANARY_ON_DEAD": "restart", "MAX_BATCH_SIZE": "4",
+                        # a slow tick leaves the step made just before the
+                        # deadlines unread until after them (what hid the edge)
+                        "CANARY_TICK_SECONDS": "2"})
+    pid = s.worker_pid()
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(infer(s, timeout=10)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert sorted(r.status for r in out) == [504, 504, 504], [r.body for r in out]
+    s.wait_for(lambda: s.liveness()["worker_info"]["0"]["restart_count"] == 1, timeout=5,
+               what="the dead worker restarted")
+    assert msum(metrics(s), "mediad_worker_restarts_total", reason="canary_dead") == 1
+    s.wait_ready(timeout=15)
+    assert s.worker_pid() != pid

@@ -284,7 +284,7 @@ static void test_idle_wait_after_request(void **state)
 		sim_tick(&s);
 	canary_request_started(&s.c, s.now);
 	for (int t = 0; t < 20; t++) {
-		canary_progress(&s.c, s.now, 0.5);
+		canary_progress(&s.c, s.now, s.now, 0.5);
 		assert_int_equal(sim_tick(&s).kind, CANARY_ACT_NONE);
 	}
 	canary_request_finished(&s.c, s.now); /* at 23 */
@@ -620,7 +620,7 @@ static void test_request_aborts_probe(void **state)
 	assert_int_equal(drain(&s.c, tr, CANARY_RING), 0);
 	/* no probe while busy, not even past a deadline */
 	for (int t = 0; t < 70; t++) {
-		canary_progress(&s.c, s.now, 0.1);
+		canary_progress(&s.c, s.now, s.now, 0.1);
 		assert_int_equal(sim_tick(&s).kind, CANARY_ACT_NONE);
 	}
 	canary_request_finished(&s.c, s.now);
@@ -880,7 +880,7 @@ static void test_busy_progress_never_trips(void **state)
 		struct canary_action a;
 
 		if (t % 2 == 1)
-			canary_progress(&s.c, s.now, 2.0);
+			canary_progress(&s.c, s.now, s.now, 2.0);
 		a = sim_tick(&s);
 		assert_int_equal(a.kind, CANARY_ACT_NONE);
 		assert_false(a.progress_miss);
@@ -961,7 +961,7 @@ static void test_progress_resets_all_tiers(void **state)
 	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 1);
 	assert_int_equal(s.c.state, CANARY_SUSPECT);
 	drain(&s.c, tr, CANARY_RING);
-	canary_progress(&s.c, s.now + 0.7, 0.05);
+	canary_progress(&s.c, s.now + 0.7, s.now + 0.7, 0.05);
 	for (int t = 0; t < CANARY_TIER_COUNT; t++)
 		assert_int_equal(s.c.misses[t], 0);
 	assert_int_equal(s.c.state, CANARY_HEALTHY);
@@ -969,6 +969,89 @@ static void test_progress_resets_all_tiers(void **state)
 	assert_int_equal(tr[0].event, CANARY_EV_PROGRESS);
 	assert_int_equal(tr[0].tier, CANARY_TIER_PROGRESS);
 	assert_int_equal(tr[0].outcome, CANARY_OK);
+}
+
+/* Item 8 of the restructuring issue: three deadline 504s on one worker
+ * took it suspect -> dead -> healthy in the same instant, because the tick
+ * that read the progress page saw steps made *before* the deadlines and
+ * progress reset every tier, so the dead edge was never acted on. Progress
+ * now clears only misses older than the step it reports. */
+static void test_deadlines_dead_not_undone_by_older_progress(void **state)
+{
+	struct canary_settings set = defaults();
+	struct canary_transition tr[CANARY_RING];
+	struct sim s;
+	int n;
+
+	set.dead_misses = 3;
+	sim_init(&s, &set, 1);
+	sim_ready(&s);
+	drain(&s.c, tr, CANARY_RING);
+	canary_request_started(&s.c, 10);
+	canary_request_started(&s.c, 10);
+	canary_request_started(&s.c, 10);
+	/* the worker stepped at 11, then stopped; three requests hit their deadline */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(canary_request_timed_out(&s.c, 20), 1);
+	assert_int_equal(s.c.state, CANARY_DEAD);
+	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 3);
+	/* the next tick reads the step of 11: older than the misses */
+	canary_progress(&s.c, 20.1, 11, 0.1);
+	assert_int_equal(s.c.state, CANARY_DEAD);
+	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 3);
+	assert_false(canary_is_ready(&s.c));
+	n = drain(&s.c, tr, CANARY_RING);
+	assert_int_equal(n, 2); /* healthy -> suspect -> dead, no way back */
+	assert_int_equal(tr[1].to, CANARY_DEAD);
+	assert_int_equal(tr[1].event, CANARY_EV_DEADLINE);
+	/* a step at the same instant as the miss is not after it either */
+	canary_progress(&s.c, 20.2, 20, 0.1);
+	assert_int_equal(s.c.state, CANARY_DEAD);
+	/* a step made after the deadlines proves the worker moves again */
+	canary_progress(&s.c, 21, 20.5, 0.1);
+	assert_int_equal(s.c.state, CANARY_HEALTHY);
+	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 0);
+	assert_int_equal(drain(&s.c, tr, CANARY_RING), 1);
+	assert_int_equal(tr[0].event, CANARY_EV_PROGRESS);
+}
+
+/* A slow worker that keeps stepping is not dead: each deadline is one miss
+ * (504, suspect), and its next step clears it, so misses never add up. */
+static void test_slow_worker_with_progress_not_dead(void **state)
+{
+	struct canary_settings set = defaults();
+	struct sim s;
+
+	set.dead_misses = 2;
+	sim_init(&s, &set, 1);
+	sim_ready(&s);
+	canary_request_started(&s.c, 10);
+	for (int i = 0; i < 5; i++) {
+		double t = 20 + i;
+		canary_request_timed_out(&s.c, t);
+		assert_int_equal(s.c.state, CANARY_SUSPECT);
+		canary_progress(&s.c, t + 0.5, t + 0.4, 0.4);
+		assert_int_equal(s.c.state, CANARY_HEALTHY);
+	}
+}
+
+/* Progress clears only the tiers that missed before it: a deep miss after
+ * the step stays. */
+static void test_progress_clears_only_older_misses(void **state)
+{
+	struct canary_settings set = defaults();
+	struct sim s;
+
+	sim_init(&s, &set, 1);
+	sim_ready(&s);
+	canary_request_started(&s.c, 10);
+	canary_request_timed_out(&s.c, 12);
+	s.c.misses[CANARY_TIER_DEEP] = 1; /* as if a deep probe missed at 14 */
+	s.c.last_miss_at[CANARY_TIER_DEEP] = 14;
+	canary_progress(&s.c, 15, 13, 0.1);
+	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 0);
+	assert_int_equal(s.c.misses[CANARY_TIER_DEEP], 1);
+	assert_int_equal(s.c.state, CANARY_SUSPECT);
 }
 
 static void test_request_timed_out_suspect(void **state)
@@ -979,7 +1062,7 @@ static void test_request_timed_out_suspect(void **state)
 	sim_init(&s, &set, 1);
 	sim_ready(&s);
 	canary_request_started(&s.c, 1);
-	canary_progress(&s.c, 2, 0.1);
+	canary_progress(&s.c, 2, 2, 0.1);
 	canary_request_timed_out(&s.c, 5);
 	assert_int_equal(s.c.state, CANARY_SUSPECT);
 	assert_int_equal(s.c.misses[CANARY_TIER_PROGRESS], 1);
@@ -996,30 +1079,30 @@ static void test_progress_budget(void **state)
 	canary_init(&c, &set);
 	assert_near(canary_progress_budget(&c), 10);
 	/* warmup steps while starting feed the budget */
-	canary_progress(&c, 0, 1.5);
+	canary_progress(&c, 0, 0, 1.5);
 	assert_int_equal(c.state, CANARY_STARTING);
 	assert_near(canary_progress_budget(&c), 15);
 	canary_worker_ready(&c, 1);
-	canary_progress(&c, 2, 0.5);
+	canary_progress(&c, 2, 2, 0.5);
 	assert_near(canary_progress_budget(&c), 15);
-	canary_progress(&c, 3, 2.0);
+	canary_progress(&c, 3, 3, 2.0);
 	assert_near(canary_progress_budget(&c), 20);
-	canary_progress(&c, 4, NAN);
-	canary_progress(&c, 5, -1);
-	canary_progress(&c, 6, 0);
-	canary_progress(&c, 7, INFINITY);
+	canary_progress(&c, 4, 4, NAN);
+	canary_progress(&c, 5, 5, -1);
+	canary_progress(&c, 6, 6, 0);
+	canary_progress(&c, 7, 7, INFINITY);
 	assert_near(canary_progress_budget(&c), 20);
 	/* the slow steps age out after CANARY_STEPS quicker ones */
 	for (int i = 0; i < CANARY_STEPS - 1; i++)
-		canary_progress(&c, 8 + i, 0.2);
+		canary_progress(&c, 8 + i, 8 + i, 0.2);
 	assert_near(canary_progress_budget(&c), 20);
-	canary_progress(&c, 100, 0.2);
+	canary_progress(&c, 100, 100, 0.2);
 	assert_near(canary_progress_budget(&c), 10);
 
 	/* explicit budget wins */
 	set.progress_timeout_s = 7;
 	canary_init(&c, &set);
-	canary_progress(&c, 0, 5);
+	canary_progress(&c, 0, 0, 5);
 	assert_near(canary_progress_budget(&c), 7);
 	canary_worker_ready(&c, 0);
 	canary_request_started(&c, 0);
@@ -1036,7 +1119,7 @@ static void test_auto_budget_stall(void **state)
 	sim_init(&s, &set, 1);
 	sim_ready(&s);
 	canary_request_started(&s.c, 0);
-	canary_progress(&s.c, 0, 3.0); /* budget 30 s */
+	canary_progress(&s.c, 0, 0, 3.0); /* budget 30 s */
 	for (int t = 1; t <= 40 && miss_at < 0; t++)
 		if (sim_tick(&s).progress_miss)
 			miss_at = t;
@@ -1276,6 +1359,9 @@ int main(void)
 		cmocka_unit_test(test_progress_misses_to_dead),
 		cmocka_unit_test(test_progress_resets_all_tiers),
 		cmocka_unit_test(test_request_timed_out_suspect),
+		cmocka_unit_test(test_deadlines_dead_not_undone_by_older_progress),
+		cmocka_unit_test(test_slow_worker_with_progress_not_dead),
+		cmocka_unit_test(test_progress_clears_only_older_misses),
 		cmocka_unit_test(test_progress_budget),
 		cmocka_unit_test(test_auto_budget_stall),
 		cmocka_unit_test(test_finish_with_others_in_flight),

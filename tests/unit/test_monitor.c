@@ -1,8 +1,8 @@
-/* test_workers.c: unit tests of the warmup watchdog's pure parts: the
- * deadline of a worker that has not sent READY (src/workers.c) and the
+/* test_monitor.c: unit tests of the warmup watchdog's pure parts: the
+ * deadline of a worker that has not sent READY (src/monitor.c) and the
  * startup phases a worker records in its progress page (src/progress.c).
  *
- * workers_warmup_deadline reads only the worker, so these cases build
+ * monitor_warmup_deadline reads only the worker, so these cases build
  * workers by hand with made-up monotonic times: which states have a
  * deadline, that it counts from the current process's start (a respawn is
  * a new warmup with a new deadline), that it fires once per process, and
@@ -11,13 +11,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "monitor.h"
 #include "progress.h"
 #include "server.h"
+#include "banned.h"
 
 static void worker_at(struct worker *w, enum worker_state st, double spawn_mono)
 {
@@ -32,10 +35,10 @@ static void test_deadline_while_starting_or_warming(void **state)
 	struct worker w;
 
 	worker_at(&w, W_SPAWNING, 100.0);
-	assert_true(workers_warmup_deadline(&w, 600) == 700.0);
+	assert_true(monitor_warmup_deadline(&w, 600) == 700.0);
 	worker_at(&w, W_WARMING, 100.0);
-	assert_true(workers_warmup_deadline(&w, 600) == 700.0);
-	assert_true(workers_warmup_deadline(&w, 1.5) == 101.5);
+	assert_true(monitor_warmup_deadline(&w, 600) == 700.0);
+	assert_true(monitor_warmup_deadline(&w, 1.5) == 101.5);
 }
 
 static void test_no_deadline_outside_warmup(void **state)
@@ -45,12 +48,12 @@ static void test_no_deadline_outside_warmup(void **state)
 
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
 		worker_at(&w, others[i], 100.0);
-		assert_true(workers_warmup_deadline(&w, 600) == 0);
+		assert_true(monitor_warmup_deadline(&w, 600) == 0);
 	}
 	/* no process (spawn failed, or reaped) */
 	worker_at(&w, W_WARMING, 100.0);
 	w.pid = 0;
-	assert_true(workers_warmup_deadline(&w, 600) == 0);
+	assert_true(monitor_warmup_deadline(&w, 600) == 0);
 }
 
 static void test_zero_timeout_is_off(void **state)
@@ -58,7 +61,7 @@ static void test_zero_timeout_is_off(void **state)
 	struct worker w;
 
 	worker_at(&w, W_WARMING, 100.0);
-	assert_true(workers_warmup_deadline(&w, 0) == 0);
+	assert_true(monitor_warmup_deadline(&w, 0) == 0);
 }
 
 static void test_fires_once_per_process(void **state)
@@ -67,10 +70,10 @@ static void test_fires_once_per_process(void **state)
 
 	worker_at(&w, W_WARMING, 100.0);
 	w.warmup_overdue = 1; /* acted on (gate: it keeps warming, no second alarm) */
-	assert_true(workers_warmup_deadline(&w, 600) == 0);
+	assert_true(monitor_warmup_deadline(&w, 600) == 0);
 	worker_at(&w, W_WARMING, 100.0);
-	strcpy(w.kill_label, "manual"); /* being killed already: its death decides */
-	assert_true(workers_warmup_deadline(&w, 600) == 0);
+	snprintf(w.kill_label, sizeof(w.kill_label), "manual"); /* being killed already: its death decides */
+	assert_true(monitor_warmup_deadline(&w, 600) == 0);
 }
 
 static void test_respawn_is_a_new_warmup(void **state)
@@ -80,9 +83,9 @@ static void test_respawn_is_a_new_warmup(void **state)
 	/* a worker ready since t=100 dies and is respawned at t=5000: the
 	 * re-warmup's deadline counts from the respawn */
 	worker_at(&w, W_READY, 100.0);
-	assert_true(workers_warmup_deadline(&w, 600) == 0);
+	assert_true(monitor_warmup_deadline(&w, 600) == 0);
 	worker_at(&w, W_SPAWNING, 5000.0);
-	assert_true(workers_warmup_deadline(&w, 600) == 5600.0);
+	assert_true(monitor_warmup_deadline(&w, 600) == 5600.0);
 }
 
 static void test_phases(void **state)
