@@ -109,65 +109,76 @@ INL void row_float(uint32_t type, const uint8_t *w, const float *const *x, int n
 
 /* --- Q8_0 and Q4_0 weights against 32-element int8 activations --- */
 
-INL void row_q8_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t nb,
-		  float *out)
+/* One Q8_0 block times nt tokens' blocks b into acc. */
+INL void blk_q8_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t b,
+		  __m256 *acc)
 {
 	const __m256i ones = _mm256_set1_epi16(1);
-	__m256 acc[NT_MAX];
+	__m256i q = load256(w + 2), uq = _mm256_sign_epi8(q, q);
+	float d = h2f(w);
 
+	/* signed x signed through |q| and the activations' signs moved onto
+	 * them (vpsignb), as vpmaddubsw wants one unsigned side */
 #pragma GCC unroll 4
-	for (int t = 0; t < nt; t++)
-		acc[t] = _mm256_setzero_ps();
-	for (int64_t b = 0; b < nb; b++, w += Q8_0_BYTES) {
-		__m256i q = load256(w + 2), uq = _mm256_sign_epi8(q, q);
-		float d = h2f(w);
+	for (int t = 0; t < nt; t++) {
+		const struct quant_a8 *ab = a[t] + b;
+		__m256i y = _mm256_sign_epi8(load256(ab->qs), q);
+		__m256i p = dot_u8s8(uq, y, ones);
 
-		/* signed x signed through |q| and the activations' signs moved
-		 * onto them (vpsignb), as vpmaddubsw wants one unsigned side */
-#pragma GCC unroll 4
-		for (int t = 0; t < nt; t++) {
-			const struct quant_a8 *ab = a[t] + b;
-			__m256i y = _mm256_sign_epi8(load256(ab->qs), q);
-			__m256i p = dot_u8s8(uq, y, ones);
-
-			acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * ab->d),
-						 acc[t]);
-		}
+		acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * ab->d), acc[t]);
 	}
-#pragma GCC unroll 4
-	for (int t = 0; t < nt; t++)
-		out[t] = hsum(acc[t]);
 }
 
-INL void row_q4_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t nb,
-		  float *out)
+INL void blk_q4_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t b,
+		  __m256 *acc)
 {
 	const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0xf);
-	__m256 acc[NT_MAX];
+	__m128i raw = _mm_loadu_si128((const __m128i *)(w + 2));
+	/* elements 0..15 (low nibbles) then 16..31 (high) */
+	__m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
+	float d = h2f(w);
+
+#pragma GCC unroll 4
+	for (int t = 0; t < nt; t++) {
+		const struct quant_a8 *ab = a[t] + b;
+		__m256i p = dot_u8s8(q, load256(ab->qs), ones);
+
+		/* the -8 offset: 8 lanes each less s sum to less 8 s */
+		p = _mm256_sub_epi32(p, _mm256_set1_epi32(ab->s));
+		acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * ab->d), acc[t]);
+	}
+}
+
+/* Q8_0 (q4 = 0) or Q4_0 rows: two blocks a step into two accumulators
+ * per token, so one token is not held to one FMA latency per block. */
+INL void row_q8(const uint8_t *w, int q4, const struct quant_a8 *const *a, int nt, int64_t nb,
+		float *out)
+{
+	const size_t bb = q4 ? Q4_0_BYTES : Q8_0_BYTES;
+	__m256 acc0[NT_MAX], acc1[NT_MAX];
+	int64_t b = 0;
 
 #pragma GCC unroll 4
 	for (int t = 0; t < nt; t++)
-		acc[t] = _mm256_setzero_ps();
-	for (int64_t b = 0; b < nb; b++, w += Q4_0_BYTES) {
-		__m128i raw = _mm_loadu_si128((const __m128i *)(w + 2));
-		/* elements 0..15 (low nibbles) then 16..31 (high) */
-		__m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
-		float d = h2f(w);
-
-#pragma GCC unroll 4
-		for (int t = 0; t < nt; t++) {
-			const struct quant_a8 *ab = a[t] + b;
-			__m256i p = dot_u8s8(q, load256(ab->qs), ones);
-
-			/* the -8 offset: 8 lanes each less s sum to less 8 s */
-			p = _mm256_sub_epi32(p, _mm256_set1_epi32(ab->s));
-			acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * ab->d),
-						 acc[t]);
+		acc0[t] = acc1[t] = _mm256_setzero_ps();
+	for (; b + 2 <= nb; b += 2) {
+		if (q4) {
+			blk_q4_0(w + b * bb, a, nt, b, acc0);
+			blk_q4_0(w + (b + 1) * bb, a, nt, b + 1, acc1);
+		} else {
+			blk_q8_0(w + b * bb, a, nt, b, acc0);
+			blk_q8_0(w + (b + 1) * bb, a, nt, b + 1, acc1);
 		}
+	}
+	if (b < nb) {
+		if (q4)
+			blk_q4_0(w + b * bb, a, nt, b, acc0);
+		else
+			blk_q8_0(w + b * bb, a, nt, b, acc0);
 	}
 #pragma GCC unroll 4
 	for (int t = 0; t < nt; t++)
-		out[t] = hsum(acc[t]);
+		out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
 /* --- K-quants against 256-element int8 activations with sums of 16 --- */
@@ -185,14 +196,15 @@ INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int
 		acc[t] = _mm256_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, w += bb) {
 		const uint8_t *qs = w + (q5 ? QK5_QS : QK4_QS);
-		uint8_t sc[8], mn[8], mn2[16];
+		uint64_t sc, mn;
 		__m256i isum[NT_MAX], mins, qh = q5 ? load256(w + QK5_QH) : _mm256_setzero_si256();
+		__m128i m8;
 		float d = h2f(w), dmin = h2f(w + 2);
 
-		quant_k4_unpack(w + QK4_SCALES, sc, mn);
-		for (int j = 0; j < 8; j++) /* each min covers two sums of 16 */
-			mn2[2 * j] = mn2[2 * j + 1] = mn[j];
-		mins = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)mn2));
+		quant_k4_unpack64(w + QK4_SCALES, &sc, &mn);
+		m8 = _mm_cvtsi64_si128((long long)mn);
+		/* each min covers two sums of 16: m0 m0 m1 m1 ... */
+		mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
 #pragma GCC unroll 4
 		for (int t = 0; t < nt; t++)
 			isum[t] = _mm256_setzero_si256();
@@ -200,7 +212,8 @@ INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int
 			__m256i q = load256(qs + 32 * p);
 			__m256i lo = _mm256_and_si256(q, m4);
 			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-			__m256i s0 = _mm256_set1_epi16(sc[2 * p]), s1 = _mm256_set1_epi16(sc[2 * p + 1]);
+			__m256i s0 = _mm256_set1_epi16((short)((sc >> (16 * p)) & 0xff));
+			__m256i s1 = _mm256_set1_epi16((short)((sc >> (16 * p + 8)) & 0xff));
 
 			if (q5) { /* bit 2p of qh[l] tops element 64p+l, bit 2p+1 64p+32+l */
 				lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
@@ -349,10 +362,10 @@ static ATTR void rows_avx2(const struct quant_matrix *W, const struct quant_act 
 				DISPATCH_NT(row_float(type, w, (const float *const *)ap, NT, W->cols, out));
 				break;
 			case GGML_Q8_0:
-				DISPATCH_NT(row_q8_0(w, (const struct quant_a8 *const *)ap, NT, nb, out));
+				DISPATCH_NT(row_q8(w, 0, (const struct quant_a8 *const *)ap, NT, nb, out));
 				break;
 			case GGML_Q4_0:
-				DISPATCH_NT(row_q4_0(w, (const struct quant_a8 *const *)ap, NT, nb, out));
+				DISPATCH_NT(row_q8(w, 1, (const struct quant_a8 *const *)ap, NT, nb, out));
 				break;
 			case GGML_Q4_K:
 				DISPATCH_NT(row_k45(w, 0, (const struct quant_a8k *const *)ap, NT, nb, out));

@@ -69,4 +69,21 @@ static inline const void *quant_act_tok(const struct quant_act *a, int t)
 /* Q4_K/Q5_K: the eight 6-bit scales and mins packed in 12 bytes. */
 void quant_k4_unpack(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8]);
 
+/* The same eight bytes at a time (byte j of *sc is scale j): bytes 0-3
+ * hold scales 0-3 in their low 6 bits, 4-7 mins 0-3; 8-11 the low nibbles
+ * of scale and min j+4; the top 2 bits of bytes 0-3 (4-7) are the top
+ * bits of scales (mins) 4-7. The masks keep each byte to its own bits. */
+static inline void quant_k4_unpack64(const uint8_t *s12, uint64_t *sc, uint64_t *mn)
+{
+	uint32_t u0, u1, u2;
+
+	memcpy(&u0, s12, 4);
+	memcpy(&u1, s12 + 4, 4);
+	memcpy(&u2, s12 + 8, 4);
+	*sc = (u0 & 0x3f3f3f3fu) |
+	      (uint64_t)((u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4) << 32;
+	*mn = (u1 & 0x3f3f3f3fu) |
+	      (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4) << 32;
+}
+
 #endif
