@@ -8,7 +8,9 @@
  * matches the scalar reference to float rounding and the dequantised float
  * product to the activations' quantisation error, over token counts, block
  * counts and row ranges, with buffers sized exactly so that ASan and
- * valgrind see any read past them. */
+ * valgrind see any read past them. Where llama.cpp's own ggml library is at
+ * hand (node-llama-cpp's build under tests/clients), blocks of random bytes
+ * dequantise here as they do there. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -506,6 +509,64 @@ static void test_matmul_prepared(void **state)
 	case_free(&c);
 }
 
+/* Random bytes (finite scales) through ggml's dequantisers and ours. */
+static void test_against_ggml(void **state)
+{
+	static const struct {
+		uint32_t type;
+		const char *fn;
+	} fns[] = {
+		{GGML_F16, "ggml_fp16_to_fp32_row"}, {GGML_BF16, "ggml_bf16_to_fp32_row"},
+		{GGML_Q8_0, "dequantize_row_q8_0"},  {GGML_Q4_0, "dequantize_row_q4_0"},
+		{GGML_Q4_K, "dequantize_row_q4_K"},  {GGML_Q5_K, "dequantize_row_q5_K"},
+		{GGML_Q6_K, "dequantize_row_q6_K"},
+	};
+	const char *src = getenv("MEDIAD_SRC");
+	char path[512];
+	void *lib;
+
+	snprintf(path, sizeof(path),
+		 "%s/tests/clients/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/"
+		 "libggml-base.so",
+		 src ? src : ".");
+	lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		printf("llama.cpp's libggml-base.so not found (%s): skipped\n", path);
+		skip();
+	}
+	rng_state = 5;
+	for (size_t i = 0; i < ARRAY_SIZE(fns); i++) {
+		void (*deq)(const void *, float *, int64_t);
+		int64_t n = 8 * 256;
+		size_t rb = quant_row_bytes(fns[i].type, n);
+		uint8_t *b = xmalloc(rb);
+		float *mine = xmalloc((size_t)n * sizeof(float)), *theirs = xmalloc((size_t)n * sizeof(float));
+		struct case_data c;
+
+		*(void **)&deq = dlsym(lib, fns[i].fn);
+		assert_non_null(deq);
+		if (fns[i].type == GGML_F16 || fns[i].type == GGML_BF16) {
+			for (int64_t k = 0; k < n; k++) /* finite values of either form */
+				put16(b + 2 * k, (uint16_t)(rng_u32() & (fns[i].type == GGML_F16 ? 0xfbff : 0xff7f)));
+		} else {
+			case_make(&c, fns[i].type, 1, n, 1, 1);
+			memcpy(b, c.W.data, rb);
+			case_free(&c);
+		}
+		assert_int_equal(quant_dequantize_row(fns[i].type, b, mine, n), 0);
+		deq(b, theirs, n);
+		for (int64_t k = 0; k < n; k++)
+			if (fabsf(mine[k] - theirs[k]) > 1e-6f * fabsf(theirs[k]))
+				fail_msg("%s element %ld: %.9g here, %.9g in ggml", fns[i].fn, (long)k,
+					 mine[k], theirs[k]);
+		free(b);
+		free(mine);
+		free(theirs);
+	}
+	printf("random blocks of every quantised type dequantise as llama.cpp's ggml does\n");
+	dlclose(lib);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_matmul_shapes),
 		cmocka_unit_test(test_matmul_all_levels),
 		cmocka_unit_test(test_matmul_prepared),
+		cmocka_unit_test(test_against_ggml),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
