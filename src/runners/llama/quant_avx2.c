@@ -356,10 +356,14 @@ static ATTR void rows_avx2(const struct quant_matrix *W, const struct quant_act 
 				ap[t] = a->buf ? quant_act_tok(a, t0 + t)
 					       : (const void *)(a->x + (size_t)(t0 + t) * (size_t)W->cols);
 			switch (type) {
-			case GGML_F32:
+			case GGML_F32: /* the type a constant in each: no branch per load */
+				DISPATCH_NT(row_float(GGML_F32, w, (const float *const *)ap, NT, W->cols, out));
+				break;
 			case GGML_F16:
+				DISPATCH_NT(row_float(GGML_F16, w, (const float *const *)ap, NT, W->cols, out));
+				break;
 			case GGML_BF16:
-				DISPATCH_NT(row_float(type, w, (const float *const *)ap, NT, W->cols, out));
+				DISPATCH_NT(row_float(GGML_BF16, w, (const float *const *)ap, NT, W->cols, out));
 				break;
 			case GGML_Q8_0:
 				DISPATCH_NT(row_q8(w, 0, (const struct quant_a8 *const *)ap, NT, nb, out));
