@@ -17,12 +17,12 @@
 #include "runners/llama/quant.h"
 #include "util.h"
 
-#define BIG (512ull << 20) /* bytes the weights (and the bandwidth test) span */
+#define BIG       (512ull << 20) /* bytes the weights (and the bandwidth test) span */
 #define MIN_RUN_S 0.2
-#define RUNS 3
+#define RUNS      3
 
 static const uint32_t all_types[] = {GGML_F32,  GGML_F16,  GGML_BF16, GGML_Q8_0,
-				     GGML_Q4_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
+                                     GGML_Q4_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
 
 __attribute__((target("avx2"))) static uint64_t read_all(const uint8_t *p, size_t n)
 {
@@ -65,7 +65,7 @@ static void bench_memory(void)
 /* Seconds per product, best of RUNS runs of at least MIN_RUN_S each,
  * cycling through the copies. */
 static double time_product(struct quant_matrix *W, int n_copy, size_t bytes, const uint8_t *base,
-			   const float *X, int n_tok, float *Y)
+                           const float *X, int n_tok, float *Y)
 {
 	double best = 1e9;
 	int k = 0;
@@ -98,8 +98,8 @@ static void bench_type(uint32_t type, int64_t rows, int64_t cols, int batch)
 	double flop = 2.0 * (double)rows * (double)cols, t1, tb;
 
 	if (!rb) {
-		printf("%-5s: cols %ld is not a whole number of blocks\n", gguf_type_info(type)->name,
-		       (long)cols);
+		printf("%-5s: cols %ld is not a whole number of blocks\n",
+		       gguf_type_info(type)->name, (long)cols);
 		goto out;
 	}
 	/* 64 quantised rows repeated: contents do not change the speed */
@@ -143,20 +143,23 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 < argc && (!strcmp(argv[i], "--rows") || !strcmp(argv[i], "--cols") ||
-				     !strcmp(argv[i], "--batch"))) {
+		                     !strcmp(argv[i], "--batch"))) {
 			if (parse_i64(argv[i + 1], &v) || v < 1 || v > (1 << 20)) {
-				fprintf(stderr, "quantbench: %s: bad value %s\n", argv[i], argv[i + 1]);
+				fprintf(stderr, "quantbench: %s: bad value %s\n", argv[i],
+				        argv[i + 1]);
 				return 2;
 			}
 			*(argv[i][2] == 'r' ? &rows : argv[i][2] == 'c' ? &cols : &batch) = v;
 			i++;
 		} else if (!strcmp(argv[i], "--scalar")) {
 			quant_set_isa(QUANT_ISA_SCALAR);
-		} else if (type_by_name(argv[i]) != GGML_TYPE_COUNT && n_types < ARRAY_SIZE(types)) {
+		} else if (type_by_name(argv[i]) != GGML_TYPE_COUNT &&
+		           n_types < ARRAY_SIZE(types)) {
 			types[n_types++] = type_by_name(argv[i]);
 		} else {
-			fprintf(stderr, "usage: mediad-quantbench [--rows N] [--cols N] [--batch N] "
-					"[--scalar] [F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q5_K|Q6_K...]\n");
+			fprintf(stderr,
+			        "usage: mediad-quantbench [--rows N] [--cols N] [--batch N] "
+			        "[--scalar] [F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q5_K|Q6_K...]\n");
 			return 2;
 		}
 	}
@@ -164,7 +167,8 @@ int main(int argc, char **argv)
 		memcpy(types, all_types, sizeof(all_types));
 		n_types = ARRAY_SIZE(all_types);
 	}
-	printf("quantbench: %ld x %ld, 1 thread, path %s\n", (long)rows, (long)cols, quant_isa_name());
+	printf("quantbench: %ld x %ld, 1 thread, path %s\n", (long)rows, (long)cols,
+	       quant_isa_name());
 	bench_memory();
 	for (size_t i = 0; i < n_types; i++)
 		bench_type(types[i], rows, cols, (int)batch);

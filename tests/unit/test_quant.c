@@ -29,7 +29,7 @@
 #include "util.h"
 
 static const uint32_t all_types[] = {GGML_F32,  GGML_F16,  GGML_BF16, GGML_Q8_0,
-				     GGML_Q4_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
+                                     GGML_Q4_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
 
 static uint64_t rng_state;
 
@@ -93,9 +93,9 @@ static void test_half_floats(void **state)
 	assert_int_equal(quant_f32_to_fp16(1.0f / 3.0f), 0x3555);
 	assert_int_equal(quant_f32_to_fp16(-2.0f), 0xc000);
 	assert_int_equal(quant_f32_to_fp16(65519.0f), 0x7bff);
-	assert_int_equal(quant_f32_to_fp16(65520.0f), 0x7c00); /* rounds to infinity */
-	assert_int_equal(quant_f32_to_fp16(ldexpf(3, -25)), 0x0002); /* 1.5 units: to even */
-	assert_int_equal(quant_f32_to_fp16(ldexpf(1, -25)), 0x0000); /* 0.5 unit: to even */
+	assert_int_equal(quant_f32_to_fp16(65520.0f), 0x7c00);              /* rounds to infinity */
+	assert_int_equal(quant_f32_to_fp16(ldexpf(3, -25)), 0x0002);        /* 1.5 units: to even */
+	assert_int_equal(quant_f32_to_fp16(ldexpf(1, -25)), 0x0000);        /* 0.5 unit: to even */
 	assert_int_equal(quant_f32_to_fp16(1.0f + ldexpf(1, -11)), 0x3c00); /* tie: to even */
 	assert_int_equal(quant_f32_to_fp16(1.0f + ldexpf(3, -11)), 0x3c02);
 	assert_int_equal(quant_f32_to_fp16(NAN) & 0x7e00, 0x7e00);
@@ -229,12 +229,12 @@ static void test_dequant_q6_k(void **state)
 	 * 0, 1) or 2 (k 2, 3) and qh bit pair k = k */
 	static const int lev[4] = {1, 17, 34, 50};
 
-	memset(b, 0x21, 128);       /* ql: low nibble 1, high 2 */
-	memset(b + 128, 0xe4, 64);  /* qh: bit pairs 0, 1, 2, 3 */
+	memset(b, 0x21, 128);      /* ql: low nibble 1, high 2 */
+	memset(b + 128, 0xe4, 64); /* qh: bit pairs 0, 1, 2, 3 */
 	for (int g = 0; g < 16; g++)
 		b[192 + g] = (uint8_t)(int8_t)(2 * g - 15);
-	put16(b + 208, 0x3400);     /* d = 0.25 */
-	b[64 + 5] = 0x0f;           /* half 1, l = 5: elements 133 (15) and 197 (0 | 2 << 4) */
+	put16(b + 208, 0x3400); /* d = 0.25 */
+	b[64 + 5] = 0x0f;       /* half 1, l = 5: elements 133 (15) and 197 (0 | 2 << 4) */
 	for (int e = 0; e < 256; e++) {
 		int n = lev[(e / 32) % 4];
 
@@ -277,8 +277,8 @@ static void test_quantize_error(void **state)
 		uint32_t type;
 		double max;
 	} bounds[] = {
-		{GGML_F32, 0},      {GGML_F16, 5e-4},   {GGML_BF16, 4e-3},  {GGML_Q8_0, 0.01},
-		{GGML_Q6_K, 0.025}, {GGML_Q5_K, 0.045}, {GGML_Q4_K, 0.09}, {GGML_Q4_0, 0.11},
+	    {GGML_F32, 0},      {GGML_F16, 5e-4},   {GGML_BF16, 4e-3}, {GGML_Q8_0, 0.01},
+	    {GGML_Q6_K, 0.025}, {GGML_Q5_K, 0.045}, {GGML_Q4_K, 0.09}, {GGML_Q4_0, 0.11},
 	};
 
 	rng_state = 1;
@@ -288,8 +288,8 @@ static void test_quantize_error(void **state)
 		printf("quantise->dequantise, Gaussian data: %-5s RMS error %.3f%% of RMS\n",
 		       gguf_type_info(bounds[i].type)->name, 100 * e);
 		if (e > bounds[i].max)
-			fail_msg("%s: relative RMS error %g over %g", gguf_type_info(bounds[i].type)->name,
-				 e, bounds[i].max);
+			fail_msg("%s: relative RMS error %g over %g",
+			         gguf_type_info(bounds[i].type)->name, e, bounds[i].max);
 	}
 }
 
@@ -314,7 +314,8 @@ static void test_quantize_edges(void **state)
 		assert_int_equal(quant_dequantize_row(t, q, y, 256), 0);
 		for (int e = 0; e < 256; e++)
 			if (fabsf(y[e] - x[e]) > 0.13f) /* half of Q4_0's step here */
-				fail_msg("%s element %d: %g for %g", gguf_type_info(t)->name, e, y[e], x[e]);
+				fail_msg("%s element %d: %g for %g", gguf_type_info(t)->name, e,
+				         y[e], x[e]);
 	}
 }
 
@@ -328,7 +329,7 @@ struct case_data {
 };
 
 static void case_make(struct case_data *c, uint32_t type, int64_t rows, int64_t cols, int n_tok,
-		      int random_bytes)
+                      int random_bytes)
 {
 	size_t rb = quant_row_bytes(type, cols);
 	uint8_t *data = xmalloc(rb * (size_t)rows);
@@ -364,7 +365,8 @@ static void case_make(struct case_data *c, uint32_t type, int64_t rows, int64_t 
 	c->W = (struct quant_matrix){.type = type, .rows = rows, .cols = cols, .data = data};
 	c->Wf = xmalloc((size_t)(rows * cols) * sizeof(float));
 	for (int64_t r = 0; r < rows; r++)
-		assert_int_equal(quant_dequantize_row(type, data + (size_t)r * rb, c->Wf + r * cols, cols), 0);
+		assert_int_equal(
+		    quant_dequantize_row(type, data + (size_t)r * rb, c->Wf + r * cols, cols), 0);
 	c->n_tok = n_tok;
 	c->X = xmalloc((size_t)(n_tok * cols) * sizeof(float));
 	for (int64_t i = 0; i < n_tok * cols; i++)
@@ -405,8 +407,8 @@ static void check_case(struct case_data *c, int64_t r0, int64_t r1)
 
 			if (r < r0 || r >= r1) {
 				if (v != SENTINEL || ref != SENTINEL)
-					fail_msg("%s: row %ld outside [%ld, %ld) written", name, (long)r,
-						 (long)r0, (long)r1);
+					fail_msg("%s: row %ld outside [%ld, %ld) written", name,
+					         (long)r, (long)r0, (long)r1);
 				continue;
 			}
 			for (int64_t k = 0; k < cols; k++) {
@@ -425,11 +427,13 @@ static void check_case(struct case_data *c, int64_t r0, int64_t r1)
 				qerr += sw * amax / 254.0;
 			}
 			if (fabs(v - ref) > 1e-5 * mag + 1e-30)
-				fail_msg("%s cols %ld tok %d/%d row %ld: vector %.9g, scalar %.9g (|terms| %g)",
-					 name, (long)cols, t, c->n_tok, (long)r, v, ref, mag);
+				fail_msg("%s cols %ld tok %d/%d row %ld: vector %.9g, scalar %.9g "
+				         "(|terms| %g)",
+				         name, (long)cols, t, c->n_tok, (long)r, v, ref, mag);
 			if (fabs(v - exact) > 1.001 * qerr + 2e-5 * mag + 1e-30)
-				fail_msg("%s cols %ld tok %d row %ld: %.9g, float product %.9g (bound %g)",
-					 name, (long)cols, t, (long)r, v, exact, qerr);
+				fail_msg("%s cols %ld tok %d row %ld: %.9g, float product %.9g "
+				         "(bound %g)",
+				         name, (long)cols, t, (long)r, v, exact, qerr);
 		}
 	}
 	free(yv);
@@ -445,7 +449,8 @@ static void test_matmul_shapes(void **state)
 		uint32_t type = all_types[i];
 		int be = quant_block_elems(type);
 		/* one block and many; the float types' vector tails too */
-		int64_t cols_k[] = {be == 1 ? 1 : be, be == 1 ? 37 : 8 * be, be == 1 ? 300 : 3 * be};
+		int64_t cols_k[] = {be == 1 ? 1 : be, be == 1 ? 37 : 8 * be,
+		                    be == 1 ? 300 : 3 * be};
 
 		for (size_t ci = 0; ci < ARRAY_SIZE(cols_k); ci++)
 			for (size_t ti = 0; ti < ARRAY_SIZE(toks); ti++) {
@@ -472,7 +477,8 @@ static void test_matmul_all_levels(void **state)
 		for (int n_tok = 1; n_tok <= 5; n_tok += 4) {
 			struct case_data c;
 
-			case_make(&c, all_types[i], 9, 4 * quant_block_elems(all_types[i]), n_tok, 1);
+			case_make(&c, all_types[i], 9, 4 * quant_block_elems(all_types[i]), n_tok,
+			          1);
 			check_case(&c, 0, 9);
 			check_case(&c, 1, 8);
 			case_free(&c);
@@ -505,6 +511,14 @@ static void test_matmul_prepared(void **state)
 	assert_int_equal(quant_matmul_act(&c.W, &a, whole, 5, 4), -EINVAL);
 	assert_int_equal(quant_act_prepare(&a, GGML_Q4_K, c.X, 3, 300), -EINVAL);
 	assert_int_equal(quant_act_prepare(&a, GGML_Q4_K, c.X, 0, 512), -EINVAL);
+	case_free(&c);
+	/* the struct reused for float weights: its old buffer is not read */
+	case_make(&c, GGML_F16, 20, 512, 3, 0);
+	assert_int_equal(quant_act_prepare(&a, GGML_F16, c.X, 3, 512), 0);
+	assert_int_equal(quant_matmul_act(&c.W, &a, whole, 0, 20), 0);
+	assert_int_equal(quant_matmul_ref(&c.W, c.X, 3, parts, 0, 20), 0);
+	for (int i = 0; i < 3 * 20; i++)
+		assert_true(fabsf(whole[i] - parts[i]) <= 1e-4f * (1 + fabsf(parts[i])));
 	quant_act_release(&a);
 	case_free(&c);
 }
@@ -516,19 +530,19 @@ static void test_against_ggml(void **state)
 		uint32_t type;
 		const char *fn;
 	} fns[] = {
-		{GGML_F16, "ggml_fp16_to_fp32_row"}, {GGML_BF16, "ggml_bf16_to_fp32_row"},
-		{GGML_Q8_0, "dequantize_row_q8_0"},  {GGML_Q4_0, "dequantize_row_q4_0"},
-		{GGML_Q4_K, "dequantize_row_q4_K"},  {GGML_Q5_K, "dequantize_row_q5_K"},
-		{GGML_Q6_K, "dequantize_row_q6_K"},
+	    {GGML_F16, "ggml_fp16_to_fp32_row"}, {GGML_BF16, "ggml_bf16_to_fp32_row"},
+	    {GGML_Q8_0, "dequantize_row_q8_0"},  {GGML_Q4_0, "dequantize_row_q4_0"},
+	    {GGML_Q4_K, "dequantize_row_q4_K"},  {GGML_Q5_K, "dequantize_row_q5_K"},
+	    {GGML_Q6_K, "dequantize_row_q6_K"},
 	};
 	const char *src = getenv("MEDIAD_SRC");
 	char path[512];
 	void *lib;
 
 	snprintf(path, sizeof(path),
-		 "%s/tests/clients/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/"
-		 "libggml-base.so",
-		 src ? src : ".");
+	         "%s/tests/clients/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/"
+	         "libggml-base.so",
+	         src ? src : ".");
 	lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!lib) {
 		printf("llama.cpp's libggml-base.so not found (%s): skipped\n", path);
@@ -540,14 +554,17 @@ static void test_against_ggml(void **state)
 		int64_t n = 8 * 256;
 		size_t rb = quant_row_bytes(fns[i].type, n);
 		uint8_t *b = xmalloc(rb);
-		float *mine = xmalloc((size_t)n * sizeof(float)), *theirs = xmalloc((size_t)n * sizeof(float));
+		float *mine = xmalloc((size_t)n * sizeof(float)),
+		      *theirs = xmalloc((size_t)n * sizeof(float));
 		struct case_data c;
 
 		*(void **)&deq = dlsym(lib, fns[i].fn);
 		assert_non_null(deq);
 		if (fns[i].type == GGML_F16 || fns[i].type == GGML_BF16) {
 			for (int64_t k = 0; k < n; k++) /* finite values of either form */
-				put16(b + 2 * k, (uint16_t)(rng_u32() & (fns[i].type == GGML_F16 ? 0xfbff : 0xff7f)));
+				put16(b + 2 * k,
+				      (uint16_t)(rng_u32() &
+				                 (fns[i].type == GGML_F16 ? 0xfbff : 0xff7f)));
 		} else {
 			case_make(&c, fns[i].type, 1, n, 1, 1);
 			memcpy(b, c.W.data, rb);
@@ -557,8 +574,8 @@ static void test_against_ggml(void **state)
 		deq(b, theirs, n);
 		for (int64_t k = 0; k < n; k++)
 			if (fabsf(mine[k] - theirs[k]) > 1e-6f * fabsf(theirs[k]))
-				fail_msg("%s element %ld: %.9g here, %.9g in ggml", fns[i].fn, (long)k,
-					 mine[k], theirs[k]);
+				fail_msg("%s element %ld: %.9g here, %.9g in ggml", fns[i].fn,
+				         (long)k, mine[k], theirs[k]);
 		free(b);
 		free(mine);
 		free(theirs);
@@ -570,19 +587,19 @@ static void test_against_ggml(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_half_floats),
-		cmocka_unit_test(test_dequant_float_types),
-		cmocka_unit_test(test_dequant_q8_0_q4_0),
-		cmocka_unit_test(test_dequant_q4_k),
-		cmocka_unit_test(test_dequant_q5_k),
-		cmocka_unit_test(test_dequant_q6_k),
-		cmocka_unit_test(test_quantize_error),
-		cmocka_unit_test(test_quantize_edges),
-		cmocka_unit_test(test_matmul_shapes),
-		cmocka_unit_test(test_matmul_all_levels),
-		cmocka_unit_test(test_matmul_prepared),
-		cmocka_unit_test(test_against_ggml),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_half_floats),
+	    cmocka_unit_test(test_dequant_float_types),
+	    cmocka_unit_test(test_dequant_q8_0_q4_0),
+	    cmocka_unit_test(test_dequant_q4_k),
+	    cmocka_unit_test(test_dequant_q5_k),
+	    cmocka_unit_test(test_dequant_q6_k),
+	    cmocka_unit_test(test_quantize_error),
+	    cmocka_unit_test(test_quantize_edges),
+	    cmocka_unit_test(test_matmul_shapes),
+	    cmocka_unit_test(test_matmul_all_levels),
+	    cmocka_unit_test(test_matmul_prepared),
+	    cmocka_unit_test(test_against_ggml),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

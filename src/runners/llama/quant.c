@@ -91,20 +91,7 @@ size_t quant_row_bytes(uint32_t type, int64_t n)
 
 float quant_fp16_to_f32(uint16_t h)
 {
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-	float f;
-
-	if (e == 0) { /* zero or subnormal: m * 2^-24 */
-		f = ldexpf((float)m, -24);
-		return sign ? -f : f;
-	}
-	if (e == 31)
-		bits = sign | 0x7f800000u | (m << 13);
-	else
-		bits = sign | ((e + 112) << 23) | (m << 13);
-	memcpy(&f, &bits, sizeof(f));
-	return f;
+	return quant_h2f(h);
 }
 
 uint16_t quant_f32_to_fp16(float f)
@@ -128,11 +115,7 @@ uint16_t quant_f32_to_fp16(float f)
 
 float quant_bf16_to_f32(uint16_t h)
 {
-	uint32_t bits = (uint32_t)h << 16;
-	float f;
-
-	memcpy(&f, &bits, sizeof(f));
-	return f;
+	return quant_b2f(h);
 }
 
 uint16_t quant_f32_to_bf16(float f)
@@ -146,18 +129,6 @@ uint16_t quant_f32_to_bf16(float f)
 }
 
 /* --- dequantisation --- */
-
-void quant_k4_unpack(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8])
-{
-	for (int j = 0; j < 4; j++) {
-		sc[j] = s12[j] & 63;
-		mn[j] = s12[j + 4] & 63;
-		/* the upper four: low 4 bits in bytes 8..11, top 2 bits in
-		 * the spare top bits of bytes 0..3 (scales) and 4..7 (mins) */
-		sc[j + 4] = (uint8_t)((s12[j + 8] & 0xf) | ((s12[j] >> 6) << 4));
-		mn[j + 4] = (uint8_t)((s12[j + 8] >> 4) | ((s12[j + 4] >> 6) << 4));
-	}
-}
 
 static void deq_q8_0(const uint8_t *b, float *y)
 {
@@ -213,10 +184,10 @@ static void deq_q6_k(const uint8_t *b, float *y)
 
 		for (int l = 0; l < 32; l++) {
 			int n[4] = {
-				(ql[l] & 0xf) | ((qh[l] & 3) << 4),
-				(ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4),
-				(ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
-				(ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
+			    (ql[l] & 0xf) | ((qh[l] & 3) << 4),
+			    (ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4),
+			    (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
+			    (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
 			};
 
 			for (int k = 0; k < 4; k++) {
@@ -342,8 +313,7 @@ static void act_q8k(const float *x, int64_t cols, struct quant_a8k *o)
 	}
 }
 
-int quant_act_prepare(struct quant_act *a, uint32_t wtype, const float *X, int n_tok,
-		      int64_t cols)
+int quant_act_prepare(struct quant_act *a, uint32_t wtype, const float *X, int n_tok, int64_t cols)
 {
 	int kind = act_kind(wtype);
 	size_t need;
@@ -359,7 +329,7 @@ int quant_act_prepare(struct quant_act *a, uint32_t wtype, const float *X, int n
 		return 0;
 	}
 	a->stride = kind == QUANT_ACT_Q8 ? (size_t)(cols / QK) * sizeof(struct quant_a8)
-					 : (size_t)(cols / QKK) * sizeof(struct quant_a8k);
+	                                 : (size_t)(cols / QKK) * sizeof(struct quant_a8k);
 	need = a->stride * (size_t)n_tok;
 	if (need > a->cap) {
 		free(a->buf);
@@ -411,37 +381,48 @@ const char *quant_isa_name(void)
 	return isa_cur == QUANT_ISA_AVX2 ? "avx2+fma+f16c" : "scalar";
 }
 
-static quant_rows_fn rows_for(uint32_t type, int isa)
+static int matmul_on(const struct quant_matrix *W, const struct quant_act *a, float *Y, int64_t r0,
+                     int64_t r1, int isa)
 {
-	quant_rows_fn f = NULL;
+	struct quant_job j;
 
-#if defined(__x86_64__)
-	if (isa == QUANT_ISA_AVX2)
-		f = quant_rows_avx2(type);
-#endif
-	return f ? f : quant_rows_ref(type);
-}
-
-static int matmul_on(const struct quant_matrix *W, const struct quant_act *a, float *Y,
-		     int64_t r0, int64_t r1, int isa)
-{
-	if (!W || !a || act_kind(W->type) != a->kind || a->cols != W->cols || r0 < 0 ||
-	    r1 < r0 || r1 > W->rows)
+	if (!W || !a || act_kind(W->type) != a->kind || a->cols != W->cols || r0 < 0 || r1 < r0 ||
+	    r1 > W->rows)
 		return -EINVAL;
-	if (r1 > r0)
-		rows_for(W->type, isa)(W, a, Y, r0, r1);
+	j = (struct quant_job){
+	    .type = W->type,
+	    .w = W->data,
+	    .row_bytes = quant_row_bytes(W->type, W->cols),
+	    .cols = W->cols,
+	    .nb = W->cols / quant_block_elems(W->type),
+	    .n_tok = a->n_tok,
+	    .act = a->kind == QUANT_ACT_F32 ? NULL : a->buf, /* buf may be stale */
+	    .act_stride = a->stride,
+	    .x = a->x,
+	    .Y = Y,
+	    .ldy = W->rows,
+	};
+	if (r1 == r0)
+		return 0;
+#if defined(__x86_64__)
+	if (isa == QUANT_ISA_AVX2) {
+		quant_rows_avx2(&j, r0, r1);
+		return 0;
+	}
+#endif
+	quant_rows_ref(&j, r0, r1);
 	return 0;
 }
 
 int quant_matmul_act(const struct quant_matrix *W, const struct quant_act *a, float *Y,
-		     int64_t row_begin, int64_t row_end)
+                     int64_t row_begin, int64_t row_end)
 {
 	pthread_once(&isa_once, isa_detect);
 	return matmul_on(W, a, Y, row_begin, row_end, isa_cur);
 }
 
 static int matmul_once(const struct quant_matrix *W, const float *X, int n_tok, float *Y,
-		       int64_t r0, int64_t r1, int isa)
+                       int64_t r0, int64_t r1, int isa)
 {
 	struct quant_act a;
 	int rc;
@@ -455,14 +436,14 @@ static int matmul_once(const struct quant_matrix *W, const float *X, int n_tok, 
 }
 
 int quant_matmul(const struct quant_matrix *W, const float *X, int n_tok, float *Y,
-		 int64_t row_begin, int64_t row_end)
+                 int64_t row_begin, int64_t row_end)
 {
 	pthread_once(&isa_once, isa_detect);
 	return matmul_once(W, X, n_tok, Y, row_begin, row_end, isa_cur);
 }
 
 int quant_matmul_ref(const struct quant_matrix *W, const float *X, int n_tok, float *Y,
-		     int64_t row_begin, int64_t row_end)
+                     int64_t row_begin, int64_t row_end)
 {
 	return matmul_once(W, X, n_tok, Y, row_begin, row_end, QUANT_ISA_SCALAR);
 }

@@ -70,8 +70,7 @@ void quant_act_init(struct quant_act *a);
 void quant_act_release(struct quant_act *a);
 /* Convert X (n_tok x cols floats, row-major) for products with weights of
  * wtype. 0, or -EINVAL (unsupported type, cols not whole blocks, n_tok < 1). */
-int quant_act_prepare(struct quant_act *a, uint32_t wtype, const float *X, int n_tok,
-		      int64_t cols);
+int quant_act_prepare(struct quant_act *a, uint32_t wtype, const float *X, int n_tok, int64_t cols);
 
 /* Y[t * W->rows + r] = sum_c W[r][c] * X[t][c] for t < n_tok and rows
  * row_begin <= r < row_end (other entries of Y untouched), so threads can
@@ -79,14 +78,14 @@ int quant_act_prepare(struct quant_act *a, uint32_t wtype, const float *X, int n
  * cols. 0, or -EINVAL when they do not match or the range is out of
  * [0, rows]. Safe to call from several threads on one prepared a. */
 int quant_matmul_act(const struct quant_matrix *W, const struct quant_act *a, float *Y,
-		     int64_t row_begin, int64_t row_end);
+                     int64_t row_begin, int64_t row_end);
 /* Both steps in one call (X converted per call; threads sharing one X
  * should prepare once and call quant_matmul_act). 0 or -EINVAL. */
 int quant_matmul(const struct quant_matrix *W, const float *X, int n_tok, float *Y,
-		 int64_t row_begin, int64_t row_end);
+                 int64_t row_begin, int64_t row_end);
 /* The same computation on the scalar path, whatever the CPU (tests). */
 int quant_matmul_ref(const struct quant_matrix *W, const float *X, int n_tok, float *Y,
-		     int64_t row_begin, int64_t row_end);
+                     int64_t row_begin, int64_t row_end);
 
 enum quant_isa { QUANT_ISA_SCALAR = 0, QUANT_ISA_AVX2 = 1 };
 /* Use isa (or the best the CPU has below it) for products from now on;

@@ -18,8 +18,8 @@
 #include "runners/llama/quant_impl.h"
 #include "util.h"
 
-#define ATTR __attribute__((target("avx2,fma,f16c")))
-#define INL  static inline __attribute__((always_inline)) ATTR
+#define ATTR   __attribute__((target("avx2,fma,f16c")))
+#define INL    static inline __attribute__((always_inline)) ATTR
 #define NT_MAX 4 /* tokens per weight-block unpack */
 
 INL float hsum(__m256 v)
@@ -58,7 +58,7 @@ INL __m256 load_w8(uint32_t type, const uint8_t *w, int64_t c)
 	if (type == GGML_F16)
 		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * c)));
 	return _mm256_castsi256_ps(_mm256_slli_epi32(
-		_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * c))), 16));
+	    _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * c))), 16));
 }
 
 INL float load_w1(uint32_t type, const uint8_t *w, int64_t c)
@@ -69,11 +69,11 @@ INL float load_w1(uint32_t type, const uint8_t *w, int64_t c)
 		memcpy(&v, w + 4 * c, sizeof(v));
 		return v;
 	}
-	return type == GGML_F16 ? h2f(w + 2 * c) : quant_bf16_to_f32(quant_rd16(w + 2 * c));
+	return type == GGML_F16 ? h2f(w + 2 * c) : quant_b2f(quant_rd16(w + 2 * c));
 }
 
 INL void row_float(uint32_t type, const uint8_t *w, const float *const *x, int nt, int64_t n,
-		   float *out)
+                   float *out)
 {
 	__m256 acc0[NT_MAX], acc1[NT_MAX];
 	int64_t c = 0;
@@ -110,8 +110,7 @@ INL void row_float(uint32_t type, const uint8_t *w, const float *const *x, int n
 /* --- Q8_0 and Q4_0 weights against 32-element int8 activations --- */
 
 /* One Q8_0 block times nt tokens' blocks b into acc. */
-INL void blk_q8_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t b,
-		  __m256 *acc)
+INL void blk_q8_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t b, __m256 *acc)
 {
 	const __m256i ones = _mm256_set1_epi16(1);
 	__m256i q = load256(w + 2), uq = _mm256_sign_epi8(q, q);
@@ -129,8 +128,7 @@ INL void blk_q8_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int
 	}
 }
 
-INL void blk_q4_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t b,
-		  __m256 *acc)
+INL void blk_q4_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int64_t b, __m256 *acc)
 {
 	const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0xf);
 	__m128i raw = _mm_loadu_si128((const __m128i *)(w + 2));
@@ -152,7 +150,7 @@ INL void blk_q4_0(const uint8_t *w, const struct quant_a8 *const *a, int nt, int
 /* Q8_0 (q4 = 0) or Q4_0 rows: two blocks a step into two accumulators
  * per token, so one token is not held to one FMA latency per block. */
 INL void row_q8(const uint8_t *w, int q4, const struct quant_a8 *const *a, int nt, int64_t nb,
-		float *out)
+                float *out)
 {
 	const size_t bb = q4 ? Q4_0_BYTES : Q8_0_BYTES;
 	__m256 acc0[NT_MAX], acc1[NT_MAX];
@@ -184,8 +182,8 @@ INL void row_q8(const uint8_t *w, int q4, const struct quant_a8 *const *a, int n
 /* --- K-quants against 256-element int8 activations with sums of 16 --- */
 
 /* Q4_K (q5 = 0) and Q5_K (q5 = 1). */
-INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int nt,
-		 int64_t nb, float *out)
+INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int nt, int64_t nb,
+                 float *out)
 {
 	const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
 	const size_t bb = q5 ? Q5_K_BYTES : Q4_K_BYTES;
@@ -216,9 +214,11 @@ INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int
 			__m256i s1 = _mm256_set1_epi16((short)((sc >> (16 * p + 8)) & 0xff));
 
 			if (q5) { /* bit 2p of qh[l] tops element 64p+l, bit 2p+1 64p+32+l */
-				lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
-				hi = _mm256_or_si256(hi, _mm256_slli_epi16(
-					_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+				lo = _mm256_or_si256(
+				    lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+				hi = _mm256_or_si256(
+				    hi, _mm256_slli_epi16(
+				            _mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
 				qh = _mm256_srli_epi16(qh, 2);
 			}
 #pragma GCC unroll 4
@@ -226,8 +226,8 @@ INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int
 				const int8_t *y = a[t][b].qs + 64 * p;
 
 				isum[t] = _mm256_add_epi32(
-					isum[t], _mm256_add_epi32(dot_u8s8(lo, load256(y), s0),
-								  dot_u8s8(hi, load256(y + 32), s1)));
+				    isum[t], _mm256_add_epi32(dot_u8s8(lo, load256(y), s0),
+				                              dot_u8s8(hi, load256(y + 32), s1)));
 			}
 		}
 #pragma GCC unroll 4
@@ -235,10 +235,10 @@ INL void row_k45(const uint8_t *w, int q5, const struct quant_a8k *const *a, int
 			const struct quant_a8k *ab = a[t] + b;
 			__m256i msum = _mm256_madd_epi16(load256(ab->bsums), mins);
 
-			acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * ab->d),
-						 acc[t]);
+			acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]),
+			                         _mm256_set1_ps(d * ab->d), acc[t]);
 			acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum),
-						  _mm256_set1_ps(dmin * ab->d), acc[t]);
+			                          _mm256_set1_ps(dmin * ab->d), acc[t]);
 		}
 	}
 #pragma GCC unroll 4
@@ -253,7 +253,7 @@ INL __m256i scale_pair(const int8_t *sc)
 }
 
 INL void row_q6_k(const uint8_t *w, const struct quant_a8k *const *a, int nt, int64_t nb,
-		  float *out)
+                  float *out)
 {
 	const __m256i m4 = _mm256_set1_epi8(0xf), m3 = _mm256_set1_epi8(3);
 	__m256 acc[NT_MAX];
@@ -270,8 +270,9 @@ INL void row_q6_k(const uint8_t *w, const struct quant_a8k *const *a, int nt, in
 		/* the -32 offset: sum_g sc_g * 32 * (sum of 16 activations)_g */
 #pragma GCC unroll 4
 		for (int t = 0; t < nt; t++)
-			isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
-				_mm256_slli_epi32(_mm256_madd_epi16(load256(a[t][b].bsums), sc16), 5));
+			isum[t] = _mm256_sub_epi32(
+			    _mm256_setzero_si256(),
+			    _mm256_slli_epi32(_mm256_madd_epi16(load256(a[t][b].bsums), sc16), 5));
 		for (int h = 0; h < 2; h++) {
 			const uint8_t *ql = w + QK6_QL + 64 * h;
 			__m256i l0 = load256(ql), l1 = load256(ql + 32);
@@ -279,22 +280,27 @@ INL void row_q6_k(const uint8_t *w, const struct quant_a8k *const *a, int nt, in
 			__m256i q[4], s[4];
 
 			q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-					       _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-			q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-			q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-			q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+			                       _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+			q[1] = _mm256_or_si256(
+			    _mm256_and_si256(l1, m4),
+			    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+			q[2] = _mm256_or_si256(
+			    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+			    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+			q[3] = _mm256_or_si256(
+			    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+			    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
 			for (int k = 0; k < 4; k++) /* elements 128h+32k.. use scales 8h+2k, +1 */
 				s[k] = scale_pair(sc + 8 * h + 2 * k);
 #pragma GCC unroll 4
 			for (int t = 0; t < nt; t++) {
 				const int8_t *y = a[t][b].qs + 128 * h;
-				__m256i p01 = _mm256_add_epi32(dot_u8s8(q[0], load256(y), s[0]),
-							       dot_u8s8(q[1], load256(y + 32), s[1]));
-				__m256i p23 = _mm256_add_epi32(dot_u8s8(q[2], load256(y + 64), s[2]),
-							       dot_u8s8(q[3], load256(y + 96), s[3]));
+				__m256i p01 =
+				    _mm256_add_epi32(dot_u8s8(q[0], load256(y), s[0]),
+				                     dot_u8s8(q[1], load256(y + 32), s[1]));
+				__m256i p23 =
+				    _mm256_add_epi32(dot_u8s8(q[2], load256(y + 64), s[2]),
+				                     dot_u8s8(q[3], load256(y + 96), s[3]));
 
 				isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(p01, p23));
 			}
@@ -302,7 +308,7 @@ INL void row_q6_k(const uint8_t *w, const struct quant_a8k *const *a, int nt, in
 #pragma GCC unroll 4
 		for (int t = 0; t < nt; t++)
 			acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]),
-						 _mm256_set1_ps(d * a[t][b].d), acc[t]);
+			                         _mm256_set1_ps(d * a[t][b].d), acc[t]);
 	}
 #pragma GCC unroll 4
 	for (int t = 0; t < nt; t++)
@@ -313,83 +319,85 @@ INL void row_q6_k(const uint8_t *w, const struct quant_a8k *const *a, int nt, in
 
 /* One kernel call for nt tokens, nt a constant in each case so the
  * token loops unroll into registers. */
-#define DISPATCH_NT(call)                                                                      \
-	switch (nt) {                                                                          \
-	case 4: {                                                                              \
-		enum { NT = 4 };                                                               \
-		call;                                                                          \
-		break;                                                                         \
-	}                                                                                      \
-	case 3: {                                                                              \
-		enum { NT = 3 };                                                               \
-		call;                                                                          \
-		break;                                                                         \
-	}                                                                                      \
-	case 2: {                                                                              \
-		enum { NT = 2 };                                                               \
-		call;                                                                          \
-		break;                                                                         \
-	}                                                                                      \
-	default: {                                                                             \
-		enum { NT = 1 };                                                               \
-		call;                                                                          \
-		break;                                                                         \
-	}                                                                                      \
+#define DISPATCH_NT(call)                                                                          \
+	switch (nt) {                                                                              \
+	case 4: {                                                                                  \
+		enum { NT = 4 };                                                                   \
+		call;                                                                              \
+		break;                                                                             \
+	}                                                                                          \
+	case 3: {                                                                                  \
+		enum { NT = 3 };                                                                   \
+		call;                                                                              \
+		break;                                                                             \
+	}                                                                                          \
+	case 2: {                                                                                  \
+		enum { NT = 2 };                                                                   \
+		call;                                                                              \
+		break;                                                                             \
+	}                                                                                          \
+	default: {                                                                                 \
+		enum { NT = 1 };                                                                   \
+		call;                                                                              \
+		break;                                                                             \
+	}                                                                                          \
 	}
 
-static ATTR void rows_avx2(const struct quant_matrix *W, const struct quant_act *a, float *Y,
-			   int64_t r0, int64_t r1)
+ATTR void quant_rows_avx2(const struct quant_job *j, int64_t r0, int64_t r1)
 {
-	size_t rb = quant_row_bytes(W->type, W->cols);
-	int64_t nb = W->cols / quant_block_elems(W->type);
-	uint32_t type = W->type;
+	int64_t nb = j->nb;
 
 	for (int64_t r = r0; r < r1; r++) {
-		const uint8_t *w = (const uint8_t *)W->data + (size_t)r * rb;
+		const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 
-		for (int t0 = 0; t0 < a->n_tok; t0 += NT_MAX) {
-			int nt = MIN(NT_MAX, a->n_tok - t0);
+		for (int t0 = 0; t0 < j->n_tok; t0 += NT_MAX) {
+			int nt = MIN(NT_MAX, j->n_tok - t0);
 			const void *ap[NT_MAX];
 			float out[NT_MAX];
 
 			for (int t = 0; t < nt; t++)
-				ap[t] = a->buf ? quant_act_tok(a, t0 + t)
-					       : (const void *)(a->x + (size_t)(t0 + t) * (size_t)W->cols);
-			switch (type) {
+				ap[t] =
+				    j->act
+				        ? quant_job_act(j, t0 + t)
+				        : (const void *)(j->x + (size_t)(t0 + t) * (size_t)j->cols);
+			switch (j->type) {
 			case GGML_F32: /* the type a constant in each: no branch per load */
-				DISPATCH_NT(row_float(GGML_F32, w, (const float *const *)ap, NT, W->cols, out));
+				DISPATCH_NT(row_float(GGML_F32, w, (const float *const *)ap, NT,
+				                      j->cols, out));
 				break;
 			case GGML_F16:
-				DISPATCH_NT(row_float(GGML_F16, w, (const float *const *)ap, NT, W->cols, out));
+				DISPATCH_NT(row_float(GGML_F16, w, (const float *const *)ap, NT,
+				                      j->cols, out));
 				break;
 			case GGML_BF16:
-				DISPATCH_NT(row_float(GGML_BF16, w, (const float *const *)ap, NT, W->cols, out));
+				DISPATCH_NT(row_float(GGML_BF16, w, (const float *const *)ap, NT,
+				                      j->cols, out));
 				break;
 			case GGML_Q8_0:
-				DISPATCH_NT(row_q8(w, 0, (const struct quant_a8 *const *)ap, NT, nb, out));
+				DISPATCH_NT(
+				    row_q8(w, 0, (const struct quant_a8 *const *)ap, NT, nb, out));
 				break;
 			case GGML_Q4_0:
-				DISPATCH_NT(row_q8(w, 1, (const struct quant_a8 *const *)ap, NT, nb, out));
+				DISPATCH_NT(
+				    row_q8(w, 1, (const struct quant_a8 *const *)ap, NT, nb, out));
 				break;
 			case GGML_Q4_K:
-				DISPATCH_NT(row_k45(w, 0, (const struct quant_a8k *const *)ap, NT, nb, out));
+				DISPATCH_NT(row_k45(w, 0, (const struct quant_a8k *const *)ap, NT,
+				                    nb, out));
 				break;
 			case GGML_Q5_K:
-				DISPATCH_NT(row_k45(w, 1, (const struct quant_a8k *const *)ap, NT, nb, out));
+				DISPATCH_NT(row_k45(w, 1, (const struct quant_a8k *const *)ap, NT,
+				                    nb, out));
 				break;
 			case GGML_Q6_K:
-				DISPATCH_NT(row_q6_k(w, (const struct quant_a8k *const *)ap, NT, nb, out));
+				DISPATCH_NT(
+				    row_q6_k(w, (const struct quant_a8k *const *)ap, NT, nb, out));
 				break;
 			}
 			for (int t = 0; t < nt; t++)
-				Y[(size_t)(t0 + t) * (size_t)W->rows + (size_t)r] = out[t];
+				j->Y[(size_t)(t0 + t) * (size_t)j->ldy + (size_t)r] = out[t];
 		}
 	}
-}
-
-quant_rows_fn quant_rows_avx2(uint32_t type)
-{
-	return quant_supported(type) ? rows_avx2 : NULL;
 }
 
 #endif

@@ -9,6 +9,8 @@
  * and mins to 6 (Q6_K: 8) bits, and the elements are requantised against
  * the scales as stored, so rounding a scale never leaves levels that
  * belonged to another. */
+#include "quant.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>

@@ -6,7 +6,6 @@
 #include <stdint.h>
 
 #include "runners/llama/quant_impl.h"
-#include "util.h"
 
 static float dot_f32(const uint8_t *w, uint32_t type, const float *x, int64_t n)
 {
@@ -18,9 +17,9 @@ static float dot_f32(const uint8_t *w, uint32_t type, const float *x, int64_t n)
 		if (type == GGML_F32)
 			memcpy(&v, w + 4 * i, sizeof(v));
 		else if (type == GGML_F16)
-			v = quant_fp16_to_f32(quant_rd16(w + 2 * i));
+			v = quant_h2f(quant_rd16(w + 2 * i));
 		else
-			v = quant_bf16_to_f32(quant_rd16(w + 2 * i));
+			v = quant_b2f(quant_rd16(w + 2 * i));
 		acc += v * x[i];
 	}
 	return acc;
@@ -35,7 +34,7 @@ static float dot_q8_0(const uint8_t *w, const struct quant_a8 *a, int64_t nb)
 
 		for (int i = 0; i < QK; i++)
 			s += (int8_t)w[2 + i] * a->qs[i];
-		acc += quant_fp16_to_f32(quant_rd16(w)) * a->d * (float)s;
+		acc += quant_h2f(quant_rd16(w)) * a->d * (float)s;
 	}
 	return acc;
 }
@@ -50,7 +49,7 @@ static float dot_q4_0(const uint8_t *w, const struct quant_a8 *a, int64_t nb)
 		for (int j = 0; j < QK / 2; j++)
 			s += (w[2 + j] & 0xf) * a->qs[j] + (w[2 + j] >> 4) * a->qs[j + QK / 2];
 		s -= 8 * a->s; /* the nibbles' offset, through the block's sum */
-		acc += quant_fp16_to_f32(quant_rd16(w)) * a->d * (float)s;
+		acc += quant_h2f(quant_rd16(w)) * a->d * (float)s;
 	}
 	return acc;
 }
@@ -84,8 +83,8 @@ static float dot_k45(const uint8_t *w, int q5, const struct quant_a8k *a, int64_
 		}
 		for (int j = 0; j < 8; j++)
 			m += mn[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
-		acc += quant_fp16_to_f32(quant_rd16(w)) * a->d * (float)s -
-		       quant_fp16_to_f32(quant_rd16(w + 2)) * a->d * (float)m;
+		acc += quant_h2f(quant_rd16(w)) * a->d * (float)s -
+		       quant_h2f(quant_rd16(w + 2)) * a->d * (float)m;
 	}
 	return acc;
 }
@@ -103,10 +102,10 @@ static float dot_q6_k(const uint8_t *w, const struct quant_a8k *a, int64_t nb)
 
 			for (int l = 0; l < 32; l++) {
 				int n[4] = {
-					(ql[l] & 0xf) | ((qh[l] & 3) << 4),
-					(ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4),
-					(ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
-					(ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
+				    (ql[l] & 0xf) | ((qh[l] & 3) << 4),
+				    (ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4),
+				    (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
+				    (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
 				};
 
 				for (int k = 0; k < 4; k++) {
@@ -119,52 +118,44 @@ static float dot_q6_k(const uint8_t *w, const struct quant_a8k *a, int64_t nb)
 		/* n - 32: the offset through the sums of 16 */
 		for (int g = 0; g < QKK / 16; g++)
 			s += sc[g] * (g16[g] - 32 * a->bsums[g]);
-		acc += quant_fp16_to_f32(quant_rd16(w + QK6_D)) * a->d * (float)s;
+		acc += quant_h2f(quant_rd16(w + QK6_D)) * a->d * (float)s;
 	}
 	return acc;
 }
 
-static void rows_ref(const struct quant_matrix *W, const struct quant_act *a, float *Y,
-		     int64_t r0, int64_t r1)
+void quant_rows_ref(const struct quant_job *j, int64_t r0, int64_t r1)
 {
-	size_t rb = quant_row_bytes(W->type, W->cols);
-	int64_t nb = W->cols / quant_block_elems(W->type);
-
 	for (int64_t r = r0; r < r1; r++) {
-		const uint8_t *w = (const uint8_t *)W->data + (size_t)r * rb;
+		const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 
-		for (int t = 0; t < a->n_tok; t++) {
-			const void *at = a->buf ? quant_act_tok(a, t) : NULL;
+		for (int t = 0; t < j->n_tok; t++) {
+			const void *at = j->act ? quant_job_act(j, t) : NULL;
 			float v = 0;
 
-			switch (W->type) {
+			switch (j->type) {
 			case GGML_F32:
 			case GGML_F16:
 			case GGML_BF16:
-				v = dot_f32(w, W->type, a->x + (size_t)t * (size_t)W->cols, W->cols);
+				v = dot_f32(w, j->type, j->x + (size_t)t * (size_t)j->cols,
+				            j->cols);
 				break;
 			case GGML_Q8_0:
-				v = dot_q8_0(w, at, nb);
+				v = dot_q8_0(w, at, j->nb);
 				break;
 			case GGML_Q4_0:
-				v = dot_q4_0(w, at, nb);
+				v = dot_q4_0(w, at, j->nb);
 				break;
 			case GGML_Q4_K:
-				v = dot_k45(w, 0, at, nb);
+				v = dot_k45(w, 0, at, j->nb);
 				break;
 			case GGML_Q5_K:
-				v = dot_k45(w, 1, at, nb);
+				v = dot_k45(w, 1, at, j->nb);
 				break;
 			case GGML_Q6_K:
-				v = dot_q6_k(w, at, nb);
+				v = dot_q6_k(w, at, j->nb);
 				break;
 			}
-			Y[(size_t)t * (size_t)W->rows + (size_t)r] = v;
+			j->Y[(size_t)t * (size_t)j->ldy + (size_t)r] = v;
 		}
 	}
-}
-
-quant_rows_fn quant_rows_ref(uint32_t type)
-{
-	return quant_supported(type) ? rows_ref : NULL;
 }
