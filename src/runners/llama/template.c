@@ -2363,8 +2363,16 @@ static int binop(struct rs *st, const struct node *n, json_t *a, json_t *b, json
 	default:
 		break;
 	}
-	if (!a || !b)
+	if (!a || !b) {
+		const struct node *u = !a ? n->a : n->b;
+		if (u->kind == E_NAME)
+			return rerr(st, n, "\"%s\" is undefined (used with '%s')", u->name,
+				    op_name(n->op));
+		if (u->kind == E_ATTR)
+			return rerr(st, n, "attribute \"%s\" is undefined (used with '%s')", u->name,
+				    op_name(n->op));
 		return rerr(st, n, "an undefined value used with '%s'", op_name(n->op));
+	}
 	if (is_num(a) && is_num(b))
 		return arith(st, n, a, b, out);
 	if (n->op == OP_ADD && json_is_string(a) && json_is_string(b))
@@ -3106,6 +3114,20 @@ static int iterate(struct rs *st, const struct node *n)
 	return 0;
 }
 
+/* Each iteration gets a fresh scope, as in Jinja: a set inside the body
+ * does not carry over to the next iteration nor out of the loop. */
+static json_t *scope_push(struct rs *st)
+{
+	json_t *scope = json_object();
+	st->scopes[st->n_scopes++] = scope;
+	return scope;
+}
+
+static void scope_pop(struct rs *st)
+{
+	json_decref(st->scopes[--st->n_scopes]);
+}
+
 static int exec_for(struct rs *st, const struct node *n)
 {
 	json_t *seq = NULL, *items = NULL, *scope, *c = NULL;
@@ -3122,18 +3144,18 @@ static int exec_for(struct rs *st, const struct node *n)
 		json_decref(items);
 		return rerr(st, n, "loops nested too deep");
 	}
-	scope = json_object();
-	st->scopes[st->n_scopes++] = scope;
 	if (n->d) {
 		json_t *kept = json_array(), *x;
 		json_array_foreach(items, i, x) {
-			if ((rc = iterate(st, n)) || (rc = bind(st, n, scope, x)) ||
-			    (rc = ev(st, n->d, &c)))
-				break;
-			if (truthy(c))
+			scope = scope_push(st);
+			if (!(rc = iterate(st, n)) && !(rc = bind(st, n, scope, x)) &&
+			    !(rc = ev(st, n->d, &c)) && truthy(c))
 				json_array_append(kept, x);
 			json_decref(c);
 			c = NULL;
+			scope_pop(st);
+			if (rc)
+				break;
 		}
 		json_decref(items);
 		items = kept;
@@ -3152,20 +3174,22 @@ static int exec_for(struct rs *st, const struct node *n)
 			json_object_set(loop, "previtem", json_array_get(items, i - 1));
 		if (i + 1 < len)
 			json_object_set(loop, "nextitem", json_array_get(items, i + 1));
+		scope = scope_push(st);
 		json_object_set_new(scope, "loop", loop);
-		if ((rc = iterate(st, n)) || (rc = bind(st, n, scope, json_array_get(items, i))))
-			break;
-		rc = exec_body(st, n->b);
+		if (!(rc = iterate(st, n)) && !(rc = bind(st, n, scope, json_array_get(items, i))))
+			rc = exec_body(st, n->b);
+		scope_pop(st);
 		if (st->ctl == N_BREAK) {
 			st->ctl = 0;
 			break;
 		}
 		st->ctl = 0;
 	}
-	if (!rc && !len && n->c)
+	if (!rc && !len && n->c) {
+		scope_push(st);
 		rc = exec_body(st, n->c);
-	st->n_scopes--;
-	json_decref(scope);
+		scope_pop(st);
+	}
 	json_decref(items);
 	return rc;
 }
