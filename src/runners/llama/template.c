@@ -437,14 +437,14 @@ static const char *const ops[] = {
 static int lex_tag(struct parser *p, size_t *at, int block, int *strip_after, int *trim)
 {
 	const char *s = p->src;
-	size_t i = *at;
+	size_t i = *at, start = p->tk[p->n_tk - 1].pos; /* the "{{" or "{%" */
 	int braces = 0;
 
 	for (;;) {
 		while (i < p->len && is_space(s[i]))
 			i++;
 		if (i >= p->len)
-			return perr(p, *at, "unclosed %s tag", block ? "{% %}" : "{{ }}");
+			return perr(p, start, "unclosed %s tag", block ? "{% %}" : "{{ }}");
 		const char *end = block ? "%}" : "}}";
 		size_t mod = (s[i] == '-' || (block && s[i] == '+')) ? 1 : 0;
 		if ((block || braces == 0) && p->len - i >= 2 + mod && !memcmp(s + i + mod, end, 2)) {
