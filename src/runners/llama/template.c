@@ -52,7 +52,7 @@
 
 #define MAX_NEST 64                /* nesting of blocks and expressions */
 #define MAX_ITERS 100000UL         /* loop iterations in one render */
-#define MAX_WORK (64UL << 20)      /* evaluation steps + bytes built */
+#define MAX_WORK (16UL << 20)      /* evaluation steps + bytes built */
 #define MAX_STR ((size_t)4 << 20)  /* one string value, bytes */
 #define MAX_VALUE_DEPTH 512        /* nesting of values the template builds */
 #define MAX_NAMESPACES 64          /* namespace() objects in one render */
