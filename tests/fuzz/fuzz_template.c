@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
 			fprintf(stderr, "fuzz_template: invariant failed: %s (line %d)\n", #c,     \
-				__LINE__);                                                         \
+			        __LINE__);                                                         \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -38,16 +38,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define OUT_MAX (64 << 10)
 
 static const char context[] =
-	"{\"messages\":["
-	"{\"role\":\"system\",\"content\":\"Be brief.\"},"
-	"{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},{\"type\":\"image\"}]},"
-	"{\"role\":\"assistant\",\"content\":\" Hello! \",\"tool_calls\":[{\"function\":"
-	"{\"name\":\"f\",\"arguments\":{\"x\":1.5}}}]},"
-	"{\"role\":\"tool\",\"name\":\"f\",\"content\":\"42\"},"
-	"{\"role\":\"user\",\"content\":\"\\u00e9 more\"}],"
-	"\"add_generation_prompt\":true,\"bos_token\":\"<s>\",\"eos_token\":\"</s>\","
-	"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}],"
-	"\"date_string\":\"1 Jan 2025\",\"n\":3,\"f\":0.25,\"nothing\":null}";
+    "{\"messages\":["
+    "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},{\"type\":\"image\"}]},"
+    "{\"role\":\"assistant\",\"content\":\" Hello! \",\"tool_calls\":[{\"function\":"
+    "{\"name\":\"f\",\"arguments\":{\"x\":1.5}}}]},"
+    "{\"role\":\"tool\",\"name\":\"f\",\"content\":\"42\"},"
+    "{\"role\":\"user\",\"content\":\"\\u00e9 more\"}],"
+    "\"add_generation_prompt\":true,\"bos_token\":\"<s>\",\"eos_token\":\"</s>\","
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}],"
+    "\"date_string\":\"1 Jan 2025\",\"n\":3,\"f\":0.25,\"nothing\":null}";
 
 static int one_line_with_prefix(const char *err)
 {

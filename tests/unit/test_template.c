@@ -41,7 +41,7 @@ static json_t *vars_of(const char *json)
 
 /* rc of the render; *out the rendering (or "" on error), err the message */
 static int run(const char *src, const char *vars_json, size_t max, char **out, char *err,
-	       size_t errlen)
+               size_t errlen)
 {
 	struct tmpl *t = NULL;
 	json_t *vars = vars_of(vars_json);
@@ -72,7 +72,7 @@ static void expect(const char *src, const char *vars_json, const char *want)
 }
 
 static void expect_render_error(const char *src, const char *vars_json, int want_rc,
-				const char *want_err)
+                                const char *want_err)
 {
 	char err[512], *got;
 	int rc = run(src, vars_json, BUF_UNLIMITED, &got, err, sizeof(err));
@@ -139,7 +139,7 @@ static void test_whitespace(void **state)
 static void test_if(void **state)
 {
 	const char *t = "{% if n == 1 %}one{% elif n == 2 %}two{% elif n == 3 %}three"
-			"{% else %}many{% endif %}";
+	                "{% else %}many{% endif %}";
 
 	expect(t, "{\"n\":1}", "one");
 	expect(t, "{\"n\":2}", "two");
@@ -155,8 +155,7 @@ static void test_for(void **state)
 {
 	expect("{% for x in xs %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}"
 	       "{{ loop.length }}{{ loop.revindex }}{{ x }}|{% endfor %}",
-	       "{\"xs\":[\"a\",\"b\",\"c\"]}",
-	       "10TrueFalse33a|21FalseFalse32b|32FalseTrue31c|");
+	       "{\"xs\":[\"a\",\"b\",\"c\"]}", "10TrueFalse33a|21FalseFalse32b|32FalseTrue31c|");
 	expect("{% for x in xs if x != 'b' %}{{ x }}{{ loop.length }}{{ loop.last }},"
 	       "{% else %}none{% endfor %}",
 	       "{\"xs\":[\"a\",\"b\",\"c\"]}", "a2False,c2True,");
@@ -165,13 +164,15 @@ static void test_for(void **state)
 	expect("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}",
 	       "{\"d\":{\"a\":1,\"b\":[2]}}", "a=1;b=[2];");
 	expect("{% for k, v in d | items %}{{ k }}{{ v }}{% endfor %}", "{\"d\":{\"a\":1}}", "a1");
-	expect("{% for k in d %}{{ k }}{% endfor %}{% for c in 'h\xc3\xa9!' %}[{{ c }}]{% endfor %}",
-	       "{\"d\":{\"a\":1,\"b\":2}}", "ab[h][\xc3\xa9][!]");
+	expect(
+	    "{% for k in d %}{{ k }}{% endfor %}{% for c in 'h\xc3\xa9!' %}[{{ c }}]{% endfor %}",
+	    "{\"d\":{\"a\":1,\"b\":2}}", "ab[h][\xc3\xa9][!]");
 	expect("{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}"
 	       "{% if i == 5 %}{% break %}{% endif %}{{ i }}{% endfor %}",
 	       NULL, "0134");
-	expect("{% for r in rows %}{% for c in r %}{{ loop.index }}{{ c }}{% endfor %};{% endfor %}",
-	       "{\"rows\":[[\"a\",\"b\"],[\"c\"]]}", "1a2b;1c;");
+	expect(
+	    "{% for r in rows %}{% for c in r %}{{ loop.index }}{{ c }}{% endfor %};{% endfor %}",
+	    "{\"rows\":[[\"a\",\"b\"],[\"c\"]]}", "1a2b;1c;");
 	expect("{% for x in xs %}{{ loop.previtem }}>{{ x }}>{{ loop.nextitem }} {% endfor %}",
 	       "{\"xs\":[1,2,3]}", ">1>2 1>2>3 2>3> ");
 }
@@ -191,9 +192,9 @@ static void test_set_namespace(void **state)
 	/* the caller's variables can be shadowed, never changed */
 	expect("{% set name = 'B' %}{{ name }}", "{\"name\":\"A\"}", "B");
 	expect_render_error("{% set m = {'a': 1} %}{% set m.a = 2 %}", NULL, -EINVAL,
-			    "line 1, column 26: \"m\" is not a namespace");
+	                    "line 1, column 26: \"m\" is not a namespace");
 	expect_render_error("{% set ns = namespace() %}{% set ns.a = ns %}", NULL, -EINVAL,
-			    "a namespace inside a namespace");
+	                    "a namespace inside a namespace");
 }
 
 static void test_expressions(void **state)
@@ -208,9 +209,11 @@ static void test_expressions(void **state)
 	expect("{{ a and b }} {{ a or b }} {{ not a }} {{ 'y' if a else 'n' }} {{ 'y' if b }}"
 	       "{{ 'y' if a }}",
 	       "{\"a\":0,\"b\":\"B\"}", "0 B True n y");
-	expect("{{ xs[0] }} {{ xs[-1] }} {{ xs[1:] }} {{ xs[:2] }} {{ xs[::-1] }} "
-	       "{{ 'h\xc3\xa9llo'[1:3] }} {{ 'h\xc3\xa9llo'[1] }} {{ xs[9] }} {{ d['a'] }} {{ d.a }}",
-	       "{\"xs\":[1,2,3],\"d\":{\"a\":\"A\"}}", "1 3 [2, 3] [1, 2] [3, 2, 1] \xc3\xa9l \xc3\xa9  A A");
+	expect(
+	    "{{ xs[0] }} {{ xs[-1] }} {{ xs[1:] }} {{ xs[:2] }} {{ xs[::-1] }} "
+	    "{{ 'h\xc3\xa9llo'[1:3] }} {{ 'h\xc3\xa9llo'[1] }} {{ xs[9] }} {{ d['a'] }} {{ d.a }}",
+	    "{\"xs\":[1,2,3],\"d\":{\"a\":\"A\"}}",
+	    "1 3 [2, 3] [1, 2] [3, 2, 1] \xc3\xa9l \xc3\xa9  A A");
 	/* attribute access on undefined stays undefined */
 	expect("[{{ d.zz.yy }}]{{ d.zz.yy is defined }}", "{\"d\":{}}", "[]False");
 	expect("{{ messages[0]['role'] }} {{ messages[1:] | length }} {{ messages[-1].content }}",
@@ -226,13 +229,15 @@ static void test_filters(void **state)
 {
 	expect("{{ '  hi  ' | trim }}|{{ 'Hi' | upper }}{{ 'Hi' | lower }} "
 	       "{{ 'hello world' | capitalize }} {{ 'hello wORLD' | title }} {{ xs | length }} "
-	       "{{ 'h\xc3\xa9llo' | length }} {{ nope | default('dflt') }} {{ '' | default('e', true) }} "
+	       "{{ 'h\xc3\xa9llo' | length }} {{ nope | default('dflt') }} {{ '' | default('e', "
+	       "true) }} "
 	       "{{ '' | default('e') }}{{ xs | join(', ') }} {{ xs | first }} {{ xs | last }} "
 	       "{{ 'aXbX' | replace('X', '-') }} {{ 3 | string ~ '!' }} {{ d | items }} "
 	       "{{ '<b>' | safe }} {{ xs | count }}",
 	       "{\"xs\":[1,2,3],\"d\":{\"a\":\"A\"}}",
 	       "hi|HIhi Hello world Hello World 3 5 dflt e 1, 2, 3 1 3 a-b- 3! [['a', 'A']] <b> 3");
-	expect("{{ v | tojson }}", "{\"v\":{\"a\":[1,2.5,\"x\\\"y\\n\"],\"b\":null,\"c\":true,"
+	expect("{{ v | tojson }}",
+	       "{\"v\":{\"a\":[1,2.5,\"x\\\"y\\n\"],\"b\":null,\"c\":true,"
 	       "\"u\":\"\xc3\xa9<>\"}}",
 	       "{\"a\": [1, 2.5, \"x\\\"y\\n\"], \"b\": null, \"c\": true, \"u\": \"\xc3\xa9<>\"}");
 	expect("{{ v | tojson(indent=2) }}", "{\"v\":{\"a\":[1,{\"b\":[]}],\"c\":{}}}",
@@ -253,15 +258,16 @@ static void test_tests(void **state)
 
 static void test_methods(void **state)
 {
-	expect("{{ '  a b  '.strip() }}|{{ 'xxaxx'.lstrip('x') }}|{{ 'xxaxx'.rstrip('x') }}|"
-	       "{{ 'abc'.startswith('ab') }} {{ 'abc'.endswith('bc') }} "
-	       "{{ 'abc'.startswith(('x', 'a')) }} {{ ' a  b '.split() }} {{ 'a,b,,c'.split(',') }} "
-	       "{{ 'a b c'.split(' ', 1) }} {{ 'ab'.upper() }} {{ 'AB'.lower() }} "
-	       "{{ 'hello there'.title() }} {{ 'aaa'.replace('a', 'b', 2) }} "
-	       "{{ 'hi you'.capitalize() }}",
-	       NULL,
-	       "a b|axx|xxa|True True True ['a', 'b'] ['a', 'b', '', 'c'] ['a', 'b c'] AB ab "
-	       "Hello There bba Hi you");
+	expect(
+	    "{{ '  a b  '.strip() }}|{{ 'xxaxx'.lstrip('x') }}|{{ 'xxaxx'.rstrip('x') }}|"
+	    "{{ 'abc'.startswith('ab') }} {{ 'abc'.endswith('bc') }} "
+	    "{{ 'abc'.startswith(('x', 'a')) }} {{ ' a  b '.split() }} {{ 'a,b,,c'.split(',') }} "
+	    "{{ 'a b c'.split(' ', 1) }} {{ 'ab'.upper() }} {{ 'AB'.lower() }} "
+	    "{{ 'hello there'.title() }} {{ 'aaa'.replace('a', 'b', 2) }} "
+	    "{{ 'hi you'.capitalize() }}",
+	    NULL,
+	    "a b|axx|xxa|True True True ['a', 'b'] ['a', 'b', '', 'c'] ['a', 'b c'] AB ab "
+	    "Hello There bba Hi you");
 	expect("{{ d.get('a') }} {{ d.get('z') }} {{ d.get('z', 'dz') }} {{ d.keys() }} "
 	       "{{ d.values() }} {{ d.items() }}",
 	       "{\"d\":{\"a\":1,\"b\":2}}", "1 None dz ['a', 'b'] [1, 2] [['a', 1], ['b', 2]]");
@@ -277,35 +283,35 @@ static void test_methods(void **state)
 static void test_refusals(void **state)
 {
 	expect_refused("a\n\n{{ x | wordwrap }}",
-		       "chat template: line 3, column 8: filter \"wordwrap\" is not supported");
+	               "chat template: line 3, column 8: filter \"wordwrap\" is not supported");
 	expect_refused("{% macro m() %}{% endmacro %}",
-		       "chat template: line 1, column 4: statement \"macro\" is not supported");
+	               "chat template: line 1, column 4: statement \"macro\" is not supported");
 	expect_refused("{{ x.format(1) }}",
-		       "chat template: line 1, column 6: method \"format\" is not supported");
+	               "chat template: line 1, column 6: method \"format\" is not supported");
 	expect_refused("{{ cycler(1) }}",
-		       "chat template: line 1, column 4: function \"cycler\" is not supported");
+	               "chat template: line 1, column 4: function \"cycler\" is not supported");
 	expect_refused("{% if x is divisibleby 3 %}{% endif %}",
-		       "chat template: line 1, column 12: test \"divisibleby\" is not supported");
+	               "chat template: line 1, column 12: test \"divisibleby\" is not supported");
 	expect_refused("{% for x in y %}\n{{ x }}",
-		       "chat template: line 2, column 8: \"for\" opened at line 1, column 4 is "
-		       "never closed");
+	               "chat template: line 2, column 8: \"for\" opened at line 1, column 4 is "
+	               "never closed");
 	expect_refused("{% endif %}", "chat template: line 1, column 4: unexpected \"endif\"");
 	expect_refused("{{ 'abc }}", "chat template: line 1, column 4: unterminated string");
 	expect_refused("{{ x ", "chat template: line 1, column 1: unclosed {{ }} tag");
 	expect_refused("{# x", "chat template: line 1, column 1: unclosed comment");
 	expect_refused("{{ 1 < 2 < 3 }}",
-		       "chat template: line 1, column 10: chained comparison is not supported");
+	               "chat template: line 1, column 10: chained comparison is not supported");
 	expect_refused("{% break %}",
-		       "chat template: line 1, column 4: \"break\" outside a for loop");
+	               "chat template: line 1, column 4: \"break\" outside a for loop");
 	expect_refused("{{ x | replace('a') }}",
-		       "chat template: line 1, column 8: filter \"replace\" takes 2 to 3 "
-		       "arguments, not 1");
+	               "chat template: line 1, column 8: filter \"replace\" takes 2 to 3 "
+	               "arguments, not 1");
 	expect_refused("{{ x | tojson(sort_keys=true) }}",
-		       "chat template: line 1, column 15: keyword argument \"sort_keys\" of "
-		       "filter \"tojson\" is not supported");
+	               "chat template: line 1, column 15: keyword argument \"sort_keys\" of "
+	               "filter \"tojson\" is not supported");
 	expect_refused("{% set x %}a{% endset %}",
-		       "chat template: line 1, column 4: block set ({% set x %}...{% endset %}) "
-		       "is not supported");
+	               "chat template: line 1, column 4: block set ({% set x %}...{% endset %}) "
+	               "is not supported");
 	expect_refused("{{ x }\x01 }}", "chat template: line 1, column 7: unexpected byte 0x01");
 	expect_refused("\xff", "chat template: line 1, column 1: the template is not valid UTF-8");
 	expect_refused("{{ a $ b }}", "chat template: line 1, column 6: unexpected character '$'");
@@ -336,34 +342,35 @@ static void test_render_errors(void **state)
 	char err[512], *got;
 
 	expect_render_error("{{ raise_exception('Bad roles: ' ~ r) }}", "{\"r\":\"x\"}", -EPERM,
-			    "Bad roles: x");
+	                    "Bad roles: x");
 	expect_render_error("{{ 'a' + 1 }}", NULL, -EINVAL,
-			    "chat template: line 1, column 8: unsupported operand types for +: "
-			    "'str' and 'int'");
+	                    "chat template: line 1, column 8: unsupported operand types for +: "
+	                    "'str' and 'int'");
 	expect_render_error("{{ 'x' + eos_token }}", NULL, -EINVAL,
-			    "\"eos_token\" is undefined (used with '+')");
+	                    "\"eos_token\" is undefined (used with '+')");
 	expect_render_error("{{ m.content + 'x' }}", "{\"m\":{}}", -EINVAL,
-			    "attribute \"content\" is undefined");
+	                    "attribute \"content\" is undefined");
 	expect_render_error("{{ 1 // 0 }}", NULL, -EINVAL, "by zero");
 	expect_render_error("{{ 1 < 'a' }}", NULL, -EINVAL,
-			    "'<' is not supported between 'int' and 'str'");
+	                    "'<' is not supported between 'int' and 'str'");
 	expect_render_error("{% for x in 5 %}{% endfor %}", NULL, -EINVAL,
-			    "'int' object is not iterable");
+	                    "'int' object is not iterable");
 	expect_render_error("{{ x.strip() }}", NULL, -EINVAL,
-			    "method \"strip\" called on an undefined value");
-	expect_render_error("{{ 5.strip() }}", NULL, -EINVAL, "'int' object has no method \"strip\"");
+	                    "method \"strip\" called on an undefined value");
+	expect_render_error("{{ 5.strip() }}", NULL, -EINVAL,
+	                    "'int' object has no method \"strip\"");
 	expect_render_error("{{ 'x' % 1 }}", NULL, -EINVAL, "string formatting");
 	expect_render_error("{{ 2 ** 64 }}", NULL, -EINVAL, "integer overflow");
 	expect_render_error("{{ x | tojson }}", NULL, -EINVAL, "tojson of an undefined value");
 	/* ceilings: loop iterations, string size, the output buffer */
 	expect_render_error("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}"
-			    "{% endfor %}",
-			    NULL, -EINVAL, "loops run more than 100000 times");
+	                    "{% endfor %}",
+	                    NULL, -EINVAL, "loops run more than 100000 times");
 	expect_render_error("{{ 'x' * 100000000 }}", NULL, -EINVAL, "exceeds");
 	expect_render_error("{{ range(1000000) }}", NULL, -EINVAL, "range() of more than");
 	assert_int_equal(run("{% for i in range(100) %}0123456789{% endfor %}", NULL, 50, &got, err,
-			     sizeof(err)),
-			 -ENOSPC);
+	                     sizeof(err)),
+	                 -ENOSPC);
 	assert_non_null(strstr(err, "exceeds 50 bytes"));
 	free(got);
 }
@@ -379,7 +386,8 @@ static void test_reuse(void **state)
 	for (int i = 0; i < 3; i++) {
 		struct buf b;
 		char ctx[128];
-		snprintf(ctx, sizeof(ctx), "{\"messages\":[{\"role\":\"user\",\"content\":\"%d\"}]}", i);
+		snprintf(ctx, sizeof(ctx),
+		         "{\"messages\":[{\"role\":\"user\",\"content\":\"%d\"}]}", i);
 		json_t *v = vars_of(ctx);
 		char want[32];
 		buf_init(&b, 1024);
@@ -397,15 +405,15 @@ static void test_reuse(void **state)
 enum conversation { ONE_USER, SYSTEM_USER, MULTI_TURN, PARTS };
 
 static const char *const conversations[] = {
-	[ONE_USER] = "[{\"role\":\"user\",\"content\":\"Hello\"}]",
-	[SYSTEM_USER] = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
-			"{\"role\":\"user\",\"content\":\"Hello\"}]",
-	[MULTI_TURN] = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
-		       "{\"role\":\"user\",\"content\":\"Hi\"},"
-		       "{\"role\":\"assistant\",\"content\":\" Hello! How can I help? \"},"
-		       "{\"role\":\"user\",\"content\":\"Tell me a joke.\"}]",
-	[PARTS] = "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe \"},"
-		  "{\"type\":\"image\"},{\"type\":\"text\",\"text\":\"this.\"}]}]",
+    [ONE_USER] = "[{\"role\":\"user\",\"content\":\"Hello\"}]",
+    [SYSTEM_USER] = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                    "{\"role\":\"user\",\"content\":\"Hello\"}]",
+    [MULTI_TURN] = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                   "{\"role\":\"user\",\"content\":\"Hi\"},"
+                   "{\"role\":\"assistant\",\"content\":\" Hello! How can I help? \"},"
+                   "{\"role\":\"user\",\"content\":\"Tell me a joke.\"}]",
+    [PARTS] = "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe \"},"
+              "{\"type\":\"image\"},{\"type\":\"text\",\"text\":\"this.\"}]}]",
 };
 
 struct family_case {
@@ -450,16 +458,16 @@ static struct tmpl *parse_fixture(const char *name)
 }
 
 static int render_conv(const struct tmpl *t, const char *messages, int gen, const char *extra,
-		       struct buf *b, char *err, size_t errlen)
+                       struct buf *b, char *err, size_t errlen)
 {
 	char ctx[2048];
 	json_t *v;
 	int rc;
 
 	snprintf(ctx, sizeof(ctx),
-		 "{\"messages\":%s,\"add_generation_prompt\":%s,\"bos_token\":\"<s>\","
-		 "\"eos_token\":\"</s>\"%s%s}",
-		 messages, gen ? "true" : "false", extra ? "," : "", extra ? extra : "");
+	         "{\"messages\":%s,\"add_generation_prompt\":%s,\"bos_token\":\"<s>\","
+	         "\"eos_token\":\"</s>\"%s%s}",
+	         messages, gen ? "true" : "false", extra ? "," : "", extra ? extra : "");
 	v = vars_of(ctx);
 	buf_init(b, 1 << 20);
 	rc = tmpl_render(t, v, b, err, errlen);
@@ -474,13 +482,13 @@ static void check_family(const char *name, const struct family_case *cases, size
 	for (size_t i = 0; i < n; i++) {
 		struct buf b;
 		char err[512];
-		int rc = render_conv(t, conversations[cases[i].conv], cases[i].add_generation_prompt,
-				     NULL, &b, err, sizeof(err));
+		int rc = render_conv(t, conversations[cases[i].conv],
+		                     cases[i].add_generation_prompt, NULL, &b, err, sizeof(err));
 		if (rc)
 			fail_msg("%s case %zu: render failed: %s", name, i, err);
 		if (strcmp(b.data, cases[i].want))
 			fail_msg("%s case %zu:\n  got:  [%s]\n  want: [%s]", name, i, b.data,
-				 cases[i].want);
+			         cases[i].want);
 		buf_release(&b);
 	}
 	tmpl_free(t);
@@ -488,30 +496,29 @@ static void check_family(const char *name, const struct family_case *cases, size
 
 #define SYS_QWEN "<|im_start|>system\nYou are Qwen, a helpful assistant.<|im_end|>\n"
 #define SYS_SMOL                                                                                   \
-	"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "   \
+	"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "     \
 	"Face<|im_end|>\n"
 #define IM(role, text) "<|im_start|>" role "\n" text "<|im_end|>\n"
-#define IM_GEN "<|im_start|>assistant\n"
+#define IM_GEN         "<|im_start|>assistant\n"
 #define L3(role, text) "<|start_header_id|>" role "<|end_header_id|>\n\n" text "<|eot_id|>"
-#define L3_GEN "<|start_header_id|>assistant<|end_header_id|>\n\n"
+#define L3_GEN         "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 static void test_llama3(void **state)
 {
 	static const struct family_case cases[] = {
-		{ONE_USER, 0, "<s>" L3("user", "Hello")},
-		{ONE_USER, 1, "<s>" L3("user", "Hello") L3_GEN},
-		{SYSTEM_USER, 0, "<s>" L3("system", "Be brief.") L3("user", "Hello")},
-		{SYSTEM_USER, 1, "<s>" L3("system", "Be brief.") L3("user", "Hello") L3_GEN},
-		/* | trim takes the assistant turn's spaces */
-		{MULTI_TURN, 0,
-		 "<s>" L3("system", "Be brief.") L3("user", "Hi")
-			 L3("assistant", "Hello! How can I help?") L3("user", "Tell me a joke.")},
-		{MULTI_TURN, 1,
-		 "<s>" L3("system", "Be brief.") L3("user", "Hi") L3("assistant",
-								  "Hello! How can I help?")
-			 L3("user", "Tell me a joke.") L3_GEN},
-		{PARTS, 0, "<s>" L3("user", "Describe this.")},
-		{PARTS, 1, "<s>" L3("user", "Describe this.") L3_GEN},
+	    {ONE_USER, 0, "<s>" L3("user", "Hello")},
+	    {ONE_USER, 1, "<s>" L3("user", "Hello") L3_GEN},
+	    {SYSTEM_USER, 0, "<s>" L3("system", "Be brief.") L3("user", "Hello")},
+	    {SYSTEM_USER, 1, "<s>" L3("system", "Be brief.") L3("user", "Hello") L3_GEN},
+	    /* | trim takes the assistant turn's spaces */
+	    {MULTI_TURN, 0,
+	     "<s>" L3("system", "Be brief.") L3("user", "Hi")
+	         L3("assistant", "Hello! How can I help?") L3("user", "Tell me a joke.")},
+	    {MULTI_TURN, 1,
+	     "<s>" L3("system", "Be brief.") L3("user", "Hi")
+	         L3("assistant", "Hello! How can I help?") L3("user", "Tell me a joke.") L3_GEN},
+	    {PARTS, 0, "<s>" L3("user", "Describe this.")},
+	    {PARTS, 1, "<s>" L3("user", "Describe this.") L3_GEN},
 	};
 	check_family("llama3.jinja", cases, ARRAY_SIZE(cases));
 }
@@ -519,18 +526,18 @@ static void test_llama3(void **state)
 static void test_chatml_qwen(void **state)
 {
 	static const struct family_case cases[] = {
-		{ONE_USER, 0, SYS_QWEN IM("user", "Hello")},
-		{ONE_USER, 1, SYS_QWEN IM("user", "Hello") IM_GEN},
-		{SYSTEM_USER, 0, IM("system", "Be brief.") IM("user", "Hello")},
-		{SYSTEM_USER, 1, IM("system", "Be brief.") IM("user", "Hello") IM_GEN},
-		{MULTI_TURN, 0,
-		 IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
-			 IM("user", "Tell me a joke.")},
-		{MULTI_TURN, 1,
-		 IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
-			 IM("user", "Tell me a joke.") IM_GEN},
-		{PARTS, 0, SYS_QWEN IM("user", "Describe this.")},
-		{PARTS, 1, SYS_QWEN IM("user", "Describe this.") IM_GEN},
+	    {ONE_USER, 0, SYS_QWEN IM("user", "Hello")},
+	    {ONE_USER, 1, SYS_QWEN IM("user", "Hello") IM_GEN},
+	    {SYSTEM_USER, 0, IM("system", "Be brief.") IM("user", "Hello")},
+	    {SYSTEM_USER, 1, IM("system", "Be brief.") IM("user", "Hello") IM_GEN},
+	    {MULTI_TURN, 0,
+	     IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
+	         IM("user", "Tell me a joke.")},
+	    {MULTI_TURN, 1,
+	     IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
+	         IM("user", "Tell me a joke.") IM_GEN},
+	    {PARTS, 0, SYS_QWEN IM("user", "Describe this.")},
+	    {PARTS, 1, SYS_QWEN IM("user", "Describe this.") IM_GEN},
 	};
 	struct tmpl *t;
 	struct buf b;
@@ -539,16 +546,17 @@ static void test_chatml_qwen(void **state)
 	check_family("chatml_qwen.jinja", cases, ARRAY_SIZE(cases));
 	/* with tools: the system turn lists them as JSON, one a line */
 	t = parse_fixture("chatml_qwen.jinja");
-	assert_int_equal(render_conv(t, conversations[SYSTEM_USER], 1,
-				     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_"
-				     "weather\",\"parameters\":{\"city\":{\"type\":\"string\"}}}}]",
-				     &b, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    render_conv(t, conversations[SYSTEM_USER], 1,
+	                "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_"
+	                "weather\",\"parameters\":{\"city\":{\"type\":\"string\"}}}}]",
+	                &b, err, sizeof(err)),
+	    0);
 	assert_string_equal(b.data,
-			    "<|im_start|>system\nBe brief.\n\n# Tools\n<tools>\n"
-			    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
-			    "\"parameters\": {\"city\": {\"type\": \"string\"}}}}\n"
-			    "</tools><|im_end|>\n" IM("user", "Hello") IM_GEN);
+	                    "<|im_start|>system\nBe brief.\n\n# Tools\n<tools>\n"
+	                    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+	                    "\"parameters\": {\"city\": {\"type\": \"string\"}}}}\n"
+	                    "</tools><|im_end|>\n" IM("user", "Hello") IM_GEN);
 	buf_release(&b);
 	tmpl_free(t);
 }
@@ -557,24 +565,25 @@ static void test_mistral(void **state)
 {
 	/* add_generation_prompt changes nothing: the prompt ends with [/INST] */
 	static const struct family_case cases[] = {
-		{ONE_USER, 0, "<s>[INST] Hello [/INST]"},
-		{ONE_USER, 1, "<s>[INST] Hello [/INST]"},
-		{SYSTEM_USER, 0, "<s>[INST] Be brief.\n\nHello [/INST]"},
-		{SYSTEM_USER, 1, "<s>[INST] Be brief.\n\nHello [/INST]"},
-		{MULTI_TURN, 0,
-		 "<s>[INST] Be brief.\n\nHi [/INST]  Hello! How can I help? </s>"
-		 "[INST] Tell me a joke. [/INST]"},
-		{MULTI_TURN, 1,
-		 "<s>[INST] Be brief.\n\nHi [/INST]  Hello! How can I help? </s>"
-		 "[INST] Tell me a joke. [/INST]"},
-		{PARTS, 0, "<s>[INST] Describe this. [/INST]"},
-		{PARTS, 1, "<s>[INST] Describe this. [/INST]"},
+	    {ONE_USER, 0, "<s>[INST] Hello [/INST]"},
+	    {ONE_USER, 1, "<s>[INST] Hello [/INST]"},
+	    {SYSTEM_USER, 0, "<s>[INST] Be brief.\n\nHello [/INST]"},
+	    {SYSTEM_USER, 1, "<s>[INST] Be brief.\n\nHello [/INST]"},
+	    {MULTI_TURN, 0,
+	     "<s>[INST] Be brief.\n\nHi [/INST]  Hello! How can I help? </s>"
+	     "[INST] Tell me a joke. [/INST]"},
+	    {MULTI_TURN, 1,
+	     "<s>[INST] Be brief.\n\nHi [/INST]  Hello! How can I help? </s>"
+	     "[INST] Tell me a joke. [/INST]"},
+	    {PARTS, 0, "<s>[INST] Describe this. [/INST]"},
+	    {PARTS, 1, "<s>[INST] Describe this. [/INST]"},
 	};
 	static const char *const bad[] = {
-		"[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]",
-		"[{\"role\":\"assistant\",\"content\":\"a\"}]",
-		"[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"a\"},"
-		"{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"assistant\",\"content\":\"c\"}]",
+	    "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]",
+	    "[{\"role\":\"assistant\",\"content\":\"a\"}]",
+	    "[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"a\"},"
+	    "{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"assistant\",\"content\":\"c\"}"
+	    "]",
 	};
 	struct tmpl *t;
 
@@ -585,7 +594,7 @@ static void test_mistral(void **state)
 		char err[512];
 		assert_int_equal(render_conv(t, bad[i], 1, NULL, &b, err, sizeof(err)), -EPERM);
 		assert_string_equal(err, "Conversation roles must alternate "
-					 "user/assistant/user/assistant/...");
+		                         "user/assistant/user/assistant/...");
 		buf_release(&b);
 	}
 	tmpl_free(t);
@@ -595,18 +604,18 @@ static void test_zephyr(void **state)
 {
 	/* every {{ }} line keeps its newline: trim_blocks trims after block tags only */
 	static const struct family_case cases[] = {
-		{ONE_USER, 0, "<|user|>\nHello</s>\n"},
-		{ONE_USER, 1, "<|user|>\nHello</s>\n<|assistant|>\n"},
-		{SYSTEM_USER, 0, "<|system|>\nBe brief.</s>\n<|user|>\nHello</s>\n"},
-		{SYSTEM_USER, 1, "<|system|>\nBe brief.</s>\n<|user|>\nHello</s>\n<|assistant|>\n"},
-		{MULTI_TURN, 0,
-		 "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n Hello! How can I "
-		 "help? </s>\n<|user|>\nTell me a joke.</s>\n"},
-		{MULTI_TURN, 1,
-		 "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n Hello! How can I "
-		 "help? </s>\n<|user|>\nTell me a joke.</s>\n<|assistant|>\n"},
-		{PARTS, 0, "<|user|>\nDescribe this.</s>\n"},
-		{PARTS, 1, "<|user|>\nDescribe this.</s>\n<|assistant|>\n"},
+	    {ONE_USER, 0, "<|user|>\nHello</s>\n"},
+	    {ONE_USER, 1, "<|user|>\nHello</s>\n<|assistant|>\n"},
+	    {SYSTEM_USER, 0, "<|system|>\nBe brief.</s>\n<|user|>\nHello</s>\n"},
+	    {SYSTEM_USER, 1, "<|system|>\nBe brief.</s>\n<|user|>\nHello</s>\n<|assistant|>\n"},
+	    {MULTI_TURN, 0,
+	     "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n Hello! How can I "
+	     "help? </s>\n<|user|>\nTell me a joke.</s>\n"},
+	    {MULTI_TURN, 1,
+	     "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n Hello! How can I "
+	     "help? </s>\n<|user|>\nTell me a joke.</s>\n<|assistant|>\n"},
+	    {PARTS, 0, "<|user|>\nDescribe this.</s>\n"},
+	    {PARTS, 1, "<|user|>\nDescribe this.</s>\n<|assistant|>\n"},
 	};
 	check_family("zephyr.jinja", cases, ARRAY_SIZE(cases));
 }
@@ -614,18 +623,18 @@ static void test_zephyr(void **state)
 static void test_smollm2(void **state)
 {
 	static const struct family_case cases[] = {
-		{ONE_USER, 0, SYS_SMOL IM("user", "Hello")},
-		{ONE_USER, 1, SYS_SMOL IM("user", "Hello") IM_GEN},
-		{SYSTEM_USER, 0, IM("system", "Be brief.") IM("user", "Hello")},
-		{SYSTEM_USER, 1, IM("system", "Be brief.") IM("user", "Hello") IM_GEN},
-		{MULTI_TURN, 0,
-		 IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
-			 IM("user", "Tell me a joke.")},
-		{MULTI_TURN, 1,
-		 IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
-			 IM("user", "Tell me a joke.") IM_GEN},
-		{PARTS, 0, SYS_SMOL IM("user", "Describe this.")},
-		{PARTS, 1, SYS_SMOL IM("user", "Describe this.") IM_GEN},
+	    {ONE_USER, 0, SYS_SMOL IM("user", "Hello")},
+	    {ONE_USER, 1, SYS_SMOL IM("user", "Hello") IM_GEN},
+	    {SYSTEM_USER, 0, IM("system", "Be brief.") IM("user", "Hello")},
+	    {SYSTEM_USER, 1, IM("system", "Be brief.") IM("user", "Hello") IM_GEN},
+	    {MULTI_TURN, 0,
+	     IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
+	         IM("user", "Tell me a joke.")},
+	    {MULTI_TURN, 1,
+	     IM("system", "Be brief.") IM("user", "Hi") IM("assistant", " Hello! How can I help? ")
+	         IM("user", "Tell me a joke.") IM_GEN},
+	    {PARTS, 0, SYS_SMOL IM("user", "Describe this.")},
+	    {PARTS, 1, SYS_SMOL IM("user", "Describe this.") IM_GEN},
 	};
 	check_family("smollm2.jinja", cases, ARRAY_SIZE(cases));
 }
@@ -633,24 +642,24 @@ static void test_smollm2(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_output),
-		cmocka_unit_test(test_whitespace),
-		cmocka_unit_test(test_if),
-		cmocka_unit_test(test_for),
-		cmocka_unit_test(test_set_namespace),
-		cmocka_unit_test(test_expressions),
-		cmocka_unit_test(test_filters),
-		cmocka_unit_test(test_tests),
-		cmocka_unit_test(test_methods),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_nesting_refused),
-		cmocka_unit_test(test_render_errors),
-		cmocka_unit_test(test_reuse),
-		cmocka_unit_test(test_llama3),
-		cmocka_unit_test(test_chatml_qwen),
-		cmocka_unit_test(test_mistral),
-		cmocka_unit_test(test_zephyr),
-		cmocka_unit_test(test_smollm2),
+	    cmocka_unit_test(test_output),
+	    cmocka_unit_test(test_whitespace),
+	    cmocka_unit_test(test_if),
+	    cmocka_unit_test(test_for),
+	    cmocka_unit_test(test_set_namespace),
+	    cmocka_unit_test(test_expressions),
+	    cmocka_unit_test(test_filters),
+	    cmocka_unit_test(test_tests),
+	    cmocka_unit_test(test_methods),
+	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_nesting_refused),
+	    cmocka_unit_test(test_render_errors),
+	    cmocka_unit_test(test_reuse),
+	    cmocka_unit_test(test_llama3),
+	    cmocka_unit_test(test_chatml_qwen),
+	    cmocka_unit_test(test_mistral),
+	    cmocka_unit_test(test_zephyr),
+	    cmocka_unit_test(test_smollm2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,13 +50,13 @@
 
 #include "util.h"
 
-#define MAX_NEST 64                /* nesting of blocks and expressions */
-#define MAX_ITERS 100000UL         /* loop iterations in one render */
-#define MAX_WORK (16UL << 20)      /* evaluation steps + bytes built */
-#define MAX_STR ((size_t)4 << 20)  /* one string value, bytes */
-#define MAX_VALUE_DEPTH 512        /* nesting of values the template builds */
-#define MAX_NAMESPACES 64          /* namespace() objects in one render */
-#define MAX_RANGE 100000           /* elements of one range() */
+#define MAX_NEST        64                /* nesting of blocks and expressions */
+#define MAX_ITERS       100000UL          /* loop iterations in one render */
+#define MAX_WORK        (16UL << 20)      /* evaluation steps + bytes built */
+#define MAX_STR         ((size_t)4 << 20) /* one string value, bytes */
+#define MAX_VALUE_DEPTH 512               /* nesting of values the template builds */
+#define MAX_NAMESPACES  64                /* namespace() objects in one render */
+#define MAX_RANGE       100000            /* elements of one range() */
 
 /* ---- arena: every node and name of a parsed template ---- */
 
@@ -98,45 +98,121 @@ static char *arena_strndup(struct ablock **head, const char *s, size_t n)
 
 enum nkind {
 	/* statements */
-	N_TEXT, N_OUT, N_IF, N_FOR, N_SET, N_BREAK, N_CONTINUE,
+	N_TEXT,
+	N_OUT,
+	N_IF,
+	N_FOR,
+	N_SET,
+	N_BREAK,
+	N_CONTINUE,
 	/* expressions */
-	E_LIT, E_NAME, E_ATTR, E_INDEX, E_SLICE, E_LIST, E_DICT, E_PAIR, E_BIN, E_NEG,
-	E_POS, E_NOT, E_AND, E_OR, E_COND, E_CALL, E_METHOD, E_FILTER, E_TEST,
+	E_LIT,
+	E_NAME,
+	E_ATTR,
+	E_INDEX,
+	E_SLICE,
+	E_LIST,
+	E_DICT,
+	E_PAIR,
+	E_BIN,
+	E_NEG,
+	E_POS,
+	E_NOT,
+	E_AND,
+	E_OR,
+	E_COND,
+	E_CALL,
+	E_METHOD,
+	E_FILTER,
+	E_TEST,
 };
 
 enum binop {
-	OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FDIV, OP_MOD, OP_POW, OP_CAT,
-	OP_EQ, OP_NE, OP_LT, OP_GT, OP_LE, OP_GE, OP_IN, OP_NOTIN,
+	OP_ADD,
+	OP_SUB,
+	OP_MUL,
+	OP_DIV,
+	OP_FDIV,
+	OP_MOD,
+	OP_POW,
+	OP_CAT,
+	OP_EQ,
+	OP_NE,
+	OP_LT,
+	OP_GT,
+	OP_LE,
+	OP_GE,
+	OP_IN,
+	OP_NOTIN,
 };
 
 enum fn { FN_RAISE, FN_NAMESPACE, FN_RANGE, FN_STRFTIME };
 
 enum filter {
-	F_TRIM, F_LENGTH, F_UPPER, F_LOWER, F_CAPITALIZE, F_TITLE, F_DEFAULT, F_TOJSON,
-	F_STRING, F_JOIN, F_FIRST, F_LAST, F_REPLACE, F_ITEMS, F_SAFE, F_LIST, F_INT,
+	F_TRIM,
+	F_LENGTH,
+	F_UPPER,
+	F_LOWER,
+	F_CAPITALIZE,
+	F_TITLE,
+	F_DEFAULT,
+	F_TOJSON,
+	F_STRING,
+	F_JOIN,
+	F_FIRST,
+	F_LAST,
+	F_REPLACE,
+	F_ITEMS,
+	F_SAFE,
+	F_LIST,
+	F_INT,
 };
 
 enum test {
-	T_DEFINED, T_UNDEFINED, T_NONE, T_STRING, T_MAPPING, T_ITERABLE, T_SEQUENCE,
-	T_NUMBER, T_INTEGER, T_FLOAT, T_BOOLEAN, T_TRUE, T_FALSE,
+	T_DEFINED,
+	T_UNDEFINED,
+	T_NONE,
+	T_STRING,
+	T_MAPPING,
+	T_ITERABLE,
+	T_SEQUENCE,
+	T_NUMBER,
+	T_INTEGER,
+	T_FLOAT,
+	T_BOOLEAN,
+	T_TRUE,
+	T_FALSE,
 };
 
 enum method {
-	M_STRIP, M_LSTRIP, M_RSTRIP, M_STARTSWITH, M_ENDSWITH, M_SPLIT, M_UPPER, M_LOWER,
-	M_TITLE, M_CAPITALIZE, M_REPLACE, M_GET, M_ITEMS, M_KEYS, M_VALUES,
+	M_STRIP,
+	M_LSTRIP,
+	M_RSTRIP,
+	M_STARTSWITH,
+	M_ENDSWITH,
+	M_SPLIT,
+	M_UPPER,
+	M_LOWER,
+	M_TITLE,
+	M_CAPITALIZE,
+	M_REPLACE,
+	M_GET,
+	M_ITEMS,
+	M_KEYS,
+	M_VALUES,
 };
 
 struct node {
 	enum nkind kind;
-	int op;            /* binop, fn, filter, test, method */
-	int neg;           /* E_TEST: "is not" */
-	size_t pos;        /* offset in the source, for messages */
-	const char *name;  /* E_NAME, E_ATTR, N_SET target */
-	const char *kw;    /* the keyword of a keyword argument */
-	const char *attr;  /* N_SET: ns.attr */
-	const char *text;  /* N_TEXT */
+	int op;           /* binop, fn, filter, test, method */
+	int neg;          /* E_TEST: "is not" */
+	size_t pos;       /* offset in the source, for messages */
+	const char *name; /* E_NAME, E_ATTR, N_SET target */
+	const char *kw;   /* the keyword of a keyword argument */
+	const char *attr; /* N_SET: ns.attr */
+	const char *text; /* N_TEXT */
 	size_t text_len;
-	json_t *lit;       /* E_LIT (owned by the template's lits array) */
+	json_t *lit; /* E_LIT (owned by the template's lits array) */
 	struct node *a, *b, *c, *d;
 	struct node *args; /* arguments, list items, dict pairs, for targets */
 	struct node *next; /* next statement of a body, next argument */
@@ -155,62 +231,61 @@ struct tmpl {
 struct callable {
 	const char *name;
 	int id;
-	int min, max;     /* positional arguments */
-	const char *kws;  /* accepted keywords, space-separated; "*" any */
+	int min, max;    /* positional arguments */
+	const char *kws; /* accepted keywords, space-separated; "*" any */
 };
 
 static const struct callable fns[] = {
-	{"raise_exception", FN_RAISE, 1, 1, ""},
-	{"namespace", FN_NAMESPACE, 0, 0, "*"},
-	{"range", FN_RANGE, 1, 3, ""},
-	{"strftime_now", FN_STRFTIME, 1, 1, ""},
+    {"raise_exception", FN_RAISE, 1, 1, ""},
+    {"namespace", FN_NAMESPACE, 0, 0, "*"},
+    {"range", FN_RANGE, 1, 3, ""},
+    {"strftime_now", FN_STRFTIME, 1, 1, ""},
 };
 
 static const struct callable filters[] = {
-	{"trim", F_TRIM, 0, 1, ""},
-	{"length", F_LENGTH, 0, 0, ""},
-	{"count", F_LENGTH, 0, 0, ""},
-	{"upper", F_UPPER, 0, 0, ""},
-	{"lower", F_LOWER, 0, 0, ""},
-	{"capitalize", F_CAPITALIZE, 0, 0, ""},
-	{"title", F_TITLE, 0, 0, ""},
-	{"default", F_DEFAULT, 0, 2, "default_value boolean"},
-	{"d", F_DEFAULT, 0, 2, "default_value boolean"},
-	{"tojson", F_TOJSON, 0, 1, "indent"},
-	{"string", F_STRING, 0, 0, ""},
-	{"join", F_JOIN, 0, 1, "d"},
-	{"first", F_FIRST, 0, 0, ""},
-	{"last", F_LAST, 0, 0, ""},
-	{"replace", F_REPLACE, 2, 3, ""},
-	{"items", F_ITEMS, 0, 0, ""},
-	{"safe", F_SAFE, 0, 0, ""},
-	{"list", F_LIST, 0, 0, ""},
-	{"int", F_INT, 0, 1, "default"},
+    {"trim", F_TRIM, 0, 1, ""},
+    {"length", F_LENGTH, 0, 0, ""},
+    {"count", F_LENGTH, 0, 0, ""},
+    {"upper", F_UPPER, 0, 0, ""},
+    {"lower", F_LOWER, 0, 0, ""},
+    {"capitalize", F_CAPITALIZE, 0, 0, ""},
+    {"title", F_TITLE, 0, 0, ""},
+    {"default", F_DEFAULT, 0, 2, "default_value boolean"},
+    {"d", F_DEFAULT, 0, 2, "default_value boolean"},
+    {"tojson", F_TOJSON, 0, 1, "indent"},
+    {"string", F_STRING, 0, 0, ""},
+    {"join", F_JOIN, 0, 1, "d"},
+    {"first", F_FIRST, 0, 0, ""},
+    {"last", F_LAST, 0, 0, ""},
+    {"replace", F_REPLACE, 2, 3, ""},
+    {"items", F_ITEMS, 0, 0, ""},
+    {"safe", F_SAFE, 0, 0, ""},
+    {"list", F_LIST, 0, 0, ""},
+    {"int", F_INT, 0, 1, "default"},
 };
 
 static const struct callable tests[] = {
-	{"defined", T_DEFINED, 0, 0, ""},     {"undefined", T_UNDEFINED, 0, 0, ""},
-	{"none", T_NONE, 0, 0, ""},           {"string", T_STRING, 0, 0, ""},
-	{"mapping", T_MAPPING, 0, 0, ""},     {"iterable", T_ITERABLE, 0, 0, ""},
-	{"sequence", T_SEQUENCE, 0, 0, ""},   {"number", T_NUMBER, 0, 0, ""},
-	{"integer", T_INTEGER, 0, 0, ""},     {"float", T_FLOAT, 0, 0, ""},
-	{"boolean", T_BOOLEAN, 0, 0, ""},     {"true", T_TRUE, 0, 0, ""},
-	{"false", T_FALSE, 0, 0, ""},
+    {"defined", T_DEFINED, 0, 0, ""},   {"undefined", T_UNDEFINED, 0, 0, ""},
+    {"none", T_NONE, 0, 0, ""},         {"string", T_STRING, 0, 0, ""},
+    {"mapping", T_MAPPING, 0, 0, ""},   {"iterable", T_ITERABLE, 0, 0, ""},
+    {"sequence", T_SEQUENCE, 0, 0, ""}, {"number", T_NUMBER, 0, 0, ""},
+    {"integer", T_INTEGER, 0, 0, ""},   {"float", T_FLOAT, 0, 0, ""},
+    {"boolean", T_BOOLEAN, 0, 0, ""},   {"true", T_TRUE, 0, 0, ""},
+    {"false", T_FALSE, 0, 0, ""},
 };
 
 static const struct callable methods[] = {
-	{"strip", M_STRIP, 0, 1, ""},         {"lstrip", M_LSTRIP, 0, 1, ""},
-	{"rstrip", M_RSTRIP, 0, 1, ""},       {"startswith", M_STARTSWITH, 1, 1, ""},
-	{"endswith", M_ENDSWITH, 1, 1, ""},   {"split", M_SPLIT, 0, 2, "sep maxsplit"},
-	{"upper", M_UPPER, 0, 0, ""},         {"lower", M_LOWER, 0, 0, ""},
-	{"title", M_TITLE, 0, 0, ""},         {"capitalize", M_CAPITALIZE, 0, 0, ""},
-	{"replace", M_REPLACE, 2, 3, ""},     {"get", M_GET, 1, 2, ""},
-	{"items", M_ITEMS, 0, 0, ""},         {"keys", M_KEYS, 0, 0, ""},
-	{"values", M_VALUES, 0, 0, ""},
+    {"strip", M_STRIP, 0, 1, ""},       {"lstrip", M_LSTRIP, 0, 1, ""},
+    {"rstrip", M_RSTRIP, 0, 1, ""},     {"startswith", M_STARTSWITH, 1, 1, ""},
+    {"endswith", M_ENDSWITH, 1, 1, ""}, {"split", M_SPLIT, 0, 2, "sep maxsplit"},
+    {"upper", M_UPPER, 0, 0, ""},       {"lower", M_LOWER, 0, 0, ""},
+    {"title", M_TITLE, 0, 0, ""},       {"capitalize", M_CAPITALIZE, 0, 0, ""},
+    {"replace", M_REPLACE, 2, 3, ""},   {"get", M_GET, 1, 2, ""},
+    {"items", M_ITEMS, 0, 0, ""},       {"keys", M_KEYS, 0, 0, ""},
+    {"values", M_VALUES, 0, 0, ""},
 };
 
-static const struct callable *callable_find(const struct callable *tab, size_t n,
-					    const char *name)
+static const struct callable *callable_find(const struct callable *tab, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(tab[i].name, name))
@@ -244,7 +319,7 @@ static void one_line(char *s)
 
 static void __attribute__((format(printf, 6, 0)))
 vposerr(char *err, size_t errlen, const char *src, size_t len, size_t pos, const char *fmt,
-	va_list ap)
+        va_list ap)
 {
 	unsigned line, col;
 	int n;
@@ -261,8 +336,16 @@ vposerr(char *err, size_t errlen, const char *src, size_t len, size_t pos, const
 /* ---- lexer ---- */
 
 enum tkind {
-	K_TEXT, K_VAR_BEGIN, K_VAR_END, K_BLOCK_BEGIN, K_BLOCK_END, K_NAME, K_STRING,
-	K_NUMBER, K_OP, K_EOF,
+	K_TEXT,
+	K_VAR_BEGIN,
+	K_VAR_END,
+	K_BLOCK_BEGIN,
+	K_BLOCK_END,
+	K_NAME,
+	K_STRING,
+	K_NUMBER,
+	K_OP,
+	K_EOF,
 };
 
 struct tok {
@@ -270,7 +353,7 @@ struct tok {
 	size_t pos;
 	const char *s; /* K_TEXT, K_NAME, K_OP: the bytes (K_NAME: NUL-terminated) */
 	size_t len;
-	json_t *lit;   /* K_STRING, K_NUMBER (owned by the template) */
+	json_t *lit; /* K_STRING, K_NUMBER (owned by the template) */
 };
 
 struct parser {
@@ -279,15 +362,15 @@ struct parser {
 	size_t len;
 	struct tok *tk;
 	size_t n_tk, cap_tk, i;
-	int nest;       /* current nesting, against MAX_NEST */
-	int loops;      /* for loops around the current statement */
+	int nest;  /* current nesting, against MAX_NEST */
+	int loops; /* for loops around the current statement */
 	char *err;
 	size_t errlen;
 	int failed;
 };
 
-static int __attribute__((format(printf, 3, 4))) perr(struct parser *p, size_t pos, const char *fmt,
-						       ...)
+static int __attribute__((format(printf, 3, 4)))
+perr(struct parser *p, size_t pos, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -301,7 +384,7 @@ static int __attribute__((format(printf, 3, 4))) perr(struct parser *p, size_t p
 }
 
 static struct tok *tok_push(struct parser *p, enum tkind kind, size_t pos, const char *s,
-			    size_t len)
+                            size_t len)
 {
 	struct tok *t;
 
@@ -350,10 +433,20 @@ static int lex_string(struct parser *p, size_t *at)
 		if (c == '\\' && i < p->len) {
 			char e = s[i++];
 			switch (e) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case '\\': case '\'': case '"': c = e; break;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case '\\':
+			case '\'':
+			case '"':
+				c = e;
+				break;
 			default:
 				/* Python keeps an unknown escape as written */
 				if (buf_append(&b, "\\", 1))
@@ -428,8 +521,8 @@ static int lex_number(struct parser *p, size_t *at)
 }
 
 static const char *const ops[] = {
-	"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">",
-	"(", ")", "[", "]", "{", "}", ",", ":", ".", "|", "=",
+    "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<",
+    ">",  "(",  ")",  "[",  "]",  "{",  "}", ",", ":", ".", "|", "=",
 };
 
 /* Tokens of one tag from *at to its end marker; returns with *at past it.
@@ -447,7 +540,8 @@ static int lex_tag(struct parser *p, size_t *at, int block, int *strip_after, in
 			return perr(p, start, "unclosed %s tag", block ? "{% %}" : "{{ }}");
 		const char *end = block ? "%}" : "}}";
 		size_t mod = (s[i] == '-' || (block && s[i] == '+')) ? 1 : 0;
-		if ((block || braces == 0) && p->len - i >= 2 + mod && !memcmp(s + i + mod, end, 2)) {
+		if ((block || braces == 0) && p->len - i >= 2 + mod &&
+		    !memcmp(s + i + mod, end, 2)) {
 			*strip_after = mod && s[i] == '-';
 			*trim = block && !mod;
 			tok_push(p, block ? K_BLOCK_END : K_VAR_END, i, s + i, 2 + mod);
@@ -469,7 +563,8 @@ static int lex_tag(struct parser *p, size_t *at, int block, int *strip_after, in
 			size_t st = i;
 			while (i < p->len && is_ident(s[i], 0))
 				i++;
-			tok_push(p, K_NAME, st, arena_strndup(&p->t->arena, s + st, i - st), i - st);
+			tok_push(p, K_NAME, st, arena_strndup(&p->t->arena, s + st, i - st),
+			         i - st);
 			continue;
 		}
 		size_t k;
@@ -523,8 +618,8 @@ static int lex(struct parser *p)
 	p->len = len;
 	while (i < len) {
 		size_t t = i;
-		while (t + 1 < len && !(s[t] == '{' && (s[t + 1] == '{' || s[t + 1] == '%' ||
-							s[t + 1] == '#')))
+		while (t + 1 < len &&
+		       !(s[t] == '{' && (s[t + 1] == '{' || s[t + 1] == '%' || s[t + 1] == '#')))
 			t++;
 		if (t + 1 >= len)
 			t = len;
@@ -611,12 +706,18 @@ static int accept_name(struct parser *p, const char *name)
 static const char *tok_desc(const struct tok *t, char *tmp, size_t n)
 {
 	switch (t->kind) {
-	case K_EOF: return "end of template";
-	case K_TEXT: return "text";
-	case K_BLOCK_END: return "end of statement";
-	case K_VAR_END: return "end of expression";
-	case K_BLOCK_BEGIN: return "'{%'";
-	case K_VAR_BEGIN: return "'{{'";
+	case K_EOF:
+		return "end of template";
+	case K_TEXT:
+		return "text";
+	case K_BLOCK_END:
+		return "end of statement";
+	case K_VAR_END:
+		return "end of expression";
+	case K_BLOCK_BEGIN:
+		return "'{%'";
+	case K_VAR_BEGIN:
+		return "'{{'";
 	default:
 		snprintf(tmp, n, "'%.*s'", (int)MIN(t->len, (size_t)40), t->s);
 		return tmp;
@@ -663,7 +764,7 @@ static struct node *parse_unary(struct parser *p, int with_filter);
 /* "(" already consumed: positional and keyword arguments up to ")", checked
  * against the callable's table entry. */
 static int parse_args(struct parser *p, const struct callable *c, const char *what, size_t pos,
-		      struct node **head)
+                      struct node **head)
 {
 	struct node **tail = head;
 	int npos = 0;
@@ -676,10 +777,12 @@ static int parse_args(struct parser *p, const struct callable *c, const char *wh
 			if (strcmp(c->kws, "*")) {
 				const char *k = strstr(c->kws, kw);
 				size_t kl = strlen(kw);
-				if (!k || (k != c->kws && k[-1] != ' ') || (k[kl] && k[kl] != ' ')) {
-					return perr(p, t->pos,
-						    "keyword argument \"%s\" of %s \"%s\" is not supported",
-						    kw, what, c->name);
+				if (!k || (k != c->kws && k[-1] != ' ') ||
+				    (k[kl] && k[kl] != ' ')) {
+					return perr(
+					    p, t->pos,
+					    "keyword argument \"%s\" of %s \"%s\" is not supported",
+					    kw, what, c->name);
 				}
 			}
 			p->i += 2;
@@ -692,7 +795,8 @@ static int parse_args(struct parser *p, const struct callable *c, const char *wh
 		} else {
 			for (struct node *q = *head; q; q = q->next)
 				if (q->kw)
-					return perr(p, a->pos, "positional argument after a keyword argument");
+					return perr(p, a->pos,
+					            "positional argument after a keyword argument");
 			npos++;
 		}
 		*tail = a;
@@ -706,9 +810,9 @@ static int parse_args(struct parser *p, const struct callable *c, const char *wh
 	if (npos < c->min || npos > c->max) {
 		if (c->min == c->max)
 			return perr(p, pos, "%s \"%s\" takes %d argument%s, not %d", what, c->name,
-				    c->min, c->min == 1 ? "" : "s", npos);
+			            c->min, c->min == 1 ? "" : "s", npos);
 		return perr(p, pos, "%s \"%s\" takes %d to %d arguments, not %d", what, c->name,
-			    c->min, c->max, npos);
+		            c->min, c->max, npos);
 	}
 	return 0;
 }
@@ -745,9 +849,9 @@ static struct node *parse_primary(struct parser *p)
 		if (!strcmp(t->s, "true") || !strcmp(t->s, "True") || !strcmp(t->s, "false") ||
 		    !strcmp(t->s, "False") || !strcmp(t->s, "none") || !strcmp(t->s, "None")) {
 			n = node_new(p, E_LIT, t->pos);
-			n->lit = t->s[0] == 't' || t->s[0] == 'T' ? json_true()
-				 : t->s[0] == 'f' || t->s[0] == 'F' ? json_false()
-								     : json_null();
+			n->lit = t->s[0] == 't' || t->s[0] == 'T'   ? json_true()
+			         : t->s[0] == 'f' || t->s[0] == 'F' ? json_false()
+			                                            : json_null();
 			break;
 		}
 		if (is_op(peek(p), "(")) {
@@ -876,9 +980,10 @@ static struct node *parse_postfix(struct parser *p, struct node *n)
 			p->i++;
 			if (accept_op(p, "(")) {
 				const struct callable *c =
-					callable_find(methods, ARRAY_SIZE(methods), name->s);
+				    callable_find(methods, ARRAY_SIZE(methods), name->s);
 				if (!c) {
-					perr(p, name->pos, "method \"%s\" is not supported", name->s);
+					perr(p, name->pos, "method \"%s\" is not supported",
+					     name->s);
 					return NULL;
 				}
 				struct node *m = node_new(p, E_METHOD, name->pos);
@@ -947,7 +1052,8 @@ static struct node *parse_filters(struct parser *p, struct node *n)
 				return NULL;
 			}
 			p->i++;
-			const struct callable *c = callable_find(filters, ARRAY_SIZE(filters), name->s);
+			const struct callable *c =
+			    callable_find(filters, ARRAY_SIZE(filters), name->s);
 			if (!c) {
 				perr(p, name->pos, "filter \"%s\" is not supported", name->s);
 				return NULL;
@@ -1027,10 +1133,10 @@ struct opdef {
 static struct node *parse_binary(struct parser *p, int level);
 
 static const struct opdef level_ops[][4] = {
-	{{"+", OP_ADD}, {"-", OP_SUB}},                                     /* math1 */
-	{{"~", OP_CAT}},                                                    /* concat */
-	{{"*", OP_MUL}, {"/", OP_DIV}, {"//", OP_FDIV}, {"%", OP_MOD}},     /* math2 */
-	{{"**", OP_POW}},                                                   /* pow */
+    {{"+", OP_ADD}, {"-", OP_SUB}},                                 /* math1 */
+    {{"~", OP_CAT}},                                                /* concat */
+    {{"*", OP_MUL}, {"/", OP_DIV}, {"//", OP_FDIV}, {"%", OP_MOD}}, /* math2 */
+    {{"**", OP_POW}},                                               /* pow */
 };
 
 /* Levels 0..3 of level_ops, tighter as the level grows; past them, unary. */
@@ -1064,7 +1170,7 @@ static struct node *parse_binary(struct parser *p, int level)
 static int compare_op(struct parser *p, enum binop *op)
 {
 	static const struct opdef cmp[] = {
-		{"==", OP_EQ}, {"!=", OP_NE}, {"<=", OP_LE}, {">=", OP_GE}, {"<", OP_LT}, {">", OP_GT},
+	    {"==", OP_EQ}, {"!=", OP_NE}, {"<=", OP_LE}, {">=", OP_GE}, {"<", OP_LT}, {">", OP_GT},
 	};
 	struct tok *t = peek(p);
 
@@ -1169,7 +1275,7 @@ static struct node *parse_expr(struct parser *p)
 /* ---- statements ---- */
 
 static struct node *parse_body(struct parser *p, const char *const *ends, const char *opener,
-			       size_t open_pos);
+                               size_t open_pos);
 
 static int expect_block_end(struct parser *p)
 {
@@ -1357,7 +1463,7 @@ static struct node *parse_statement(struct parser *p)
 /* Statements up to "{% <one of ends> " (left with the keyword next) or the
  * end of the template (an error when ends is not empty). */
 static struct node *parse_body(struct parser *p, const char *const *ends, const char *opener,
-			       size_t open_pos)
+                               size_t open_pos)
 {
 	struct node *head = NULL, **tail = &head;
 
@@ -1368,8 +1474,9 @@ static struct node *parse_body(struct parser *p, const char *const *ends, const 
 			if (ends && ends[0]) {
 				unsigned line, col;
 				where(p->src, p->len, open_pos, &line, &col);
-				perr(p, t->pos, "\"%s\" opened at line %u, column %u is never closed",
-				     opener, line, col);
+				perr(p, t->pos,
+				     "\"%s\" opened at line %u, column %u is never closed", opener,
+				     line, col);
 			}
 			return head;
 		}
@@ -1478,8 +1585,8 @@ struct rs {
 	int ctl; /* N_BREAK or N_CONTINUE pending */
 };
 
-static int __attribute__((format(printf, 3, 4))) rerr(struct rs *st, const struct node *n,
-						       const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4)))
+rerr(struct rs *st, const struct node *n, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -1502,14 +1609,21 @@ static const char *type_name(const json_t *v)
 	if (!v)
 		return "undefined";
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "dict";
-	case JSON_ARRAY: return "list";
-	case JSON_STRING: return "str";
-	case JSON_INTEGER: return "int";
-	case JSON_REAL: return "float";
+	case JSON_OBJECT:
+		return "dict";
+	case JSON_ARRAY:
+		return "list";
+	case JSON_STRING:
+		return "str";
+	case JSON_INTEGER:
+		return "int";
+	case JSON_REAL:
+		return "float";
 	case JSON_TRUE:
-	case JSON_FALSE: return "bool";
-	default: return "NoneType";
+	case JSON_FALSE:
+		return "bool";
+	default:
+		return "NoneType";
 	}
 }
 
@@ -1518,13 +1632,20 @@ static int truthy(const json_t *v)
 	if (!v)
 		return 0;
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return json_object_size(v) > 0;
-	case JSON_ARRAY: return json_array_size(v) > 0;
-	case JSON_STRING: return json_string_length(v) > 0;
-	case JSON_INTEGER: return json_integer_value(v) != 0;
-	case JSON_REAL: return json_real_value(v) != 0;
-	case JSON_TRUE: return 1;
-	default: return 0;
+	case JSON_OBJECT:
+		return json_object_size(v) > 0;
+	case JSON_ARRAY:
+		return json_array_size(v) > 0;
+	case JSON_STRING:
+		return json_string_length(v) > 0;
+	case JSON_INTEGER:
+		return json_integer_value(v) != 0;
+	case JSON_REAL:
+		return json_real_value(v) != 0;
+	case JSON_TRUE:
+		return 1;
+	default:
+		return 0;
 	}
 }
 
@@ -1676,12 +1797,16 @@ static int py_write(struct buf *b, const json_t *v, int repr)
 	case JSON_REAL:
 		fmt_real(json_real_value(v), num, sizeof(num), 0);
 		return buf_puts(b, num);
-	case JSON_TRUE: return buf_puts(b, "True");
-	case JSON_FALSE: return buf_puts(b, "False");
-	case JSON_NULL: return buf_puts(b, "None");
+	case JSON_TRUE:
+		return buf_puts(b, "True");
+	case JSON_FALSE:
+		return buf_puts(b, "False");
+	case JSON_NULL:
+		return buf_puts(b, "None");
 	case JSON_ARRAY:
 		rc = buf_puts(b, "[");
-		json_array_foreach(v, i, x) {
+		json_array_foreach(v, i, x)
+		{
 			if (!rc && i)
 				rc = buf_puts(b, ", ");
 			if (!rc)
@@ -1691,7 +1816,8 @@ static int py_write(struct buf *b, const json_t *v, int repr)
 	case JSON_OBJECT:
 		rc = buf_puts(b, "{");
 		i = 0;
-		json_object_foreach((json_t *)v, key, x) {
+		json_object_foreach((json_t *)v, key, x)
+		{
 			if (!rc && i++)
 				rc = buf_puts(b, ", ");
 			if (!rc)
@@ -1713,13 +1839,27 @@ static int json_str(struct buf *b, const char *s, size_t n)
 	for (size_t i = 0; i < n && !rc; i++) {
 		unsigned char c = (unsigned char)s[i];
 		switch (c) {
-		case '"': rc = buf_puts(b, "\\\""); break;
-		case '\\': rc = buf_puts(b, "\\\\"); break;
-		case '\n': rc = buf_puts(b, "\\n"); break;
-		case '\r': rc = buf_puts(b, "\\r"); break;
-		case '\t': rc = buf_puts(b, "\\t"); break;
-		case '\b': rc = buf_puts(b, "\\b"); break;
-		case '\f': rc = buf_puts(b, "\\f"); break;
+		case '"':
+			rc = buf_puts(b, "\\\"");
+			break;
+		case '\\':
+			rc = buf_puts(b, "\\\\");
+			break;
+		case '\n':
+			rc = buf_puts(b, "\\n");
+			break;
+		case '\r':
+			rc = buf_puts(b, "\\r");
+			break;
+		case '\t':
+			rc = buf_puts(b, "\\t");
+			break;
+		case '\b':
+			rc = buf_puts(b, "\\b");
+			break;
+		case '\f':
+			rc = buf_puts(b, "\\f");
+			break;
 		default:
 			rc = c < 0x20 ? buf_printf(b, "\\u%04x", c) : buf_append(b, &c, 1);
 		}
@@ -1746,14 +1886,19 @@ static int json_write(struct buf *b, const json_t *v, int indent, int level)
 	int rc = 0;
 
 	switch (json_typeof(v)) {
-	case JSON_STRING: return json_str(b, json_string_value(v), json_string_length(v));
-	case JSON_INTEGER: return buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	case JSON_STRING:
+		return json_str(b, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		return buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	case JSON_REAL:
 		fmt_real(json_real_value(v), num, sizeof(num), 1);
 		return buf_puts(b, num);
-	case JSON_TRUE: return buf_puts(b, "true");
-	case JSON_FALSE: return buf_puts(b, "false");
-	case JSON_NULL: return buf_puts(b, "null");
+	case JSON_TRUE:
+		return buf_puts(b, "true");
+	case JSON_FALSE:
+		return buf_puts(b, "false");
+	case JSON_NULL:
+		return buf_puts(b, "null");
 	case JSON_ARRAY:
 	case JSON_OBJECT:
 		n = json_is_array(v) ? json_array_size(v) : json_object_size(v);
@@ -1762,7 +1907,8 @@ static int json_write(struct buf *b, const json_t *v, int indent, int level)
 		rc = buf_puts(b, json_is_array(v) ? "[" : "{");
 		i = 0;
 		if (json_is_array(v)) {
-			json_array_foreach(v, i, x) {
+			json_array_foreach(v, i, x)
+			{
 				if (!rc && i)
 					rc = buf_puts(b, indent < 0 ? ", " : ",");
 				if (!rc && indent >= 0)
@@ -1771,7 +1917,8 @@ static int json_write(struct buf *b, const json_t *v, int indent, int level)
 					rc = json_write(b, x, indent, level + 1);
 			}
 		} else {
-			json_object_foreach((json_t *)v, key, x) {
+			json_object_foreach((json_t *)v, key, x)
+			{
 				if (!rc && i++)
 					rc = buf_puts(b, indent < 0 ? ", " : ",");
 				if (!rc && indent >= 0)
@@ -1820,7 +1967,8 @@ static int veq(const json_t *a, const json_t *b)
 	case JSON_OBJECT:
 		if (json_object_size(a) != json_object_size(b))
 			return 0;
-		json_object_foreach((json_t *)a, key, x) if (!veq(x, json_object_get(b, key))) return 0;
+		json_object_foreach((json_t *)a, key,
+		                    x) if (!veq(x, json_object_get(b, key))) return 0;
 		return 1;
 	default:
 		return 1;
@@ -1916,7 +2064,8 @@ static json_t *pairs_of(json_t *obj)
 	json_t *arr = json_array(), *x;
 	const char *key;
 
-	json_object_foreach(obj, key, x) {
+	json_object_foreach(obj, key, x)
+	{
 		json_t *pair = json_array();
 		json_array_append_new(pair, json_string_nocheck(key));
 		json_array_append(pair, x);
@@ -2033,8 +2182,8 @@ static int subscript(struct rs *st, const struct node *n, json_t *a, json_t *k, 
 	return 0;
 }
 
-static int slice_bound(struct rs *st, const struct node *n, json_t *v, int64_t dflt,
-		       int64_t size, int64_t step, int64_t *out)
+static int slice_bound(struct rs *st, const struct node *n, json_t *v, int64_t dflt, int64_t size,
+                       int64_t step, int64_t *out)
 {
 	int64_t x;
 
@@ -2043,7 +2192,8 @@ static int slice_bound(struct rs *st, const struct node *n, json_t *v, int64_t d
 		return 0;
 	}
 	if (!is_intlike(v))
-		return rerr(st, n, "slice indices must be integers or none, not '%s'", type_name(v));
+		return rerr(st, n, "slice indices must be integers or none, not '%s'",
+		            type_name(v));
 	x = int_of(v);
 	if (x < 0) {
 		x += size;
@@ -2089,7 +2239,7 @@ static int eval_slice(struct rs *st, const struct node *n, json_t **out)
 	if (v[3] && !json_is_null(v[3])) {
 		if (!is_intlike(v[3])) {
 			rc = rerr(st, n, "slice indices must be integers or none, not '%s'",
-				  type_name(v[3]));
+			          type_name(v[3]));
 			goto done;
 		}
 		step = int_of(v[3]);
@@ -2138,7 +2288,8 @@ static int eval_container(struct rs *st, const struct node *n, json_t **out)
 		}
 		if ((rc = ev(st, x->a, &k)))
 			break;
-		if (!k || !json_is_string(k) || memchr(json_string_value(k), 0, json_string_length(k)))
+		if (!k || !json_is_string(k) ||
+		    memchr(json_string_value(k), 0, json_string_length(k)))
 			rc = rerr(st, x, "dict keys must be strings, not '%s'", type_name(k));
 		else if (!(rc = ev(st, x->b, &v)))
 			json_object_set_new_nocheck(c, json_string_value(k), v ? v : json_null());
@@ -2156,7 +2307,8 @@ static int eval_container(struct rs *st, const struct node *n, json_t **out)
 static const char *op_name(int op)
 {
 	static const char *const names[] = {
-		"+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in",
+	    "+",  "-",  "*", "/", "//", "%",  "**", "~",
+	    "==", "!=", "<", ">", "<=", ">=", "in", "not in",
 	};
 	return names[op];
 }
@@ -2167,9 +2319,15 @@ static int arith_int(struct rs *st, const struct node *n, int64_t x, int64_t y, 
 	int ovf = 0;
 
 	switch (n->op) {
-	case OP_ADD: ovf = __builtin_add_overflow(x, y, &r); break;
-	case OP_SUB: ovf = __builtin_sub_overflow(x, y, &r); break;
-	case OP_MUL: ovf = __builtin_mul_overflow(x, y, &r); break;
+	case OP_ADD:
+		ovf = __builtin_add_overflow(x, y, &r);
+		break;
+	case OP_SUB:
+		ovf = __builtin_sub_overflow(x, y, &r);
+		break;
+	case OP_MUL:
+		ovf = __builtin_mul_overflow(x, y, &r);
+		break;
 	case OP_FDIV:
 	case OP_MOD:
 		if (!y)
@@ -2222,10 +2380,18 @@ static int arith(struct rs *st, const struct node *n, json_t *a, json_t *b, json
 	x = real_of(a);
 	y = real_of(b);
 	switch (n->op) {
-	case OP_ADD: r = x + y; break;
-	case OP_SUB: r = x - y; break;
-	case OP_MUL: r = x * y; break;
-	case OP_POW: r = pow(x, y); break;
+	case OP_ADD:
+		r = x + y;
+		break;
+	case OP_SUB:
+		r = x - y;
+		break;
+	case OP_MUL:
+		r = x * y;
+		break;
+	case OP_POW:
+		r = pow(x, y);
+		break;
 	default:
 		if (y == 0)
 			return rerr(st, n, "division by zero");
@@ -2293,7 +2459,7 @@ static int order(struct rs *st, const struct node *n, json_t *a, json_t *b, int 
 		return 0;
 	}
 	return rerr(st, n, "'%s' is not supported between '%s' and '%s'", op_name(n->op),
-		    type_name(a), type_name(b));
+	            type_name(a), type_name(b));
 }
 
 static int contains(struct rs *st, const struct node *n, json_t *x, json_t *c, int *res)
@@ -2308,19 +2474,21 @@ static int contains(struct rs *st, const struct node *n, json_t *x, json_t *c, i
 	case JSON_STRING:
 		if (!x || !json_is_string(x))
 			return rerr(st, n, "'in <string>' needs a string on the left, not '%s'",
-				    type_name(x));
-		*res = !json_string_length(x) ||
-		       memmem(json_string_value(c), json_string_length(c), json_string_value(x),
-			      json_string_length(x));
+			            type_name(x));
+		*res =
+		    !json_string_length(x) || memmem(json_string_value(c), json_string_length(c),
+		                                     json_string_value(x), json_string_length(x));
 		return charge(st, n, json_string_length(c));
 	case JSON_ARRAY:
-		json_array_foreach(c, i, e) if (veq(x, e)) {
+		json_array_foreach(c, i, e) if (veq(x, e))
+		{
 			*res = 1;
 			break;
 		}
 		return charge(st, n, json_array_size(c));
 	case JSON_OBJECT:
-		*res = x && json_is_string(x) && !memchr(json_string_value(x), 0, json_string_length(x)) &&
+		*res = x && json_is_string(x) &&
+		       !memchr(json_string_value(x), 0, json_string_length(x)) &&
 		       json_object_get(c, json_string_value(x));
 		return 0;
 	default:
@@ -2343,8 +2511,10 @@ static int binop(struct rs *st, const struct node *n, json_t *a, json_t *b, json
 	case OP_GE:
 		if ((rc = order(st, n, a, b, &r)))
 			return rc;
-		*out = json_boolean(n->op == OP_LT ? r < 0 : n->op == OP_GT ? r > 0
-					 : n->op == OP_LE ? r <= 0 : r >= 0);
+		*out = json_boolean(n->op == OP_LT   ? r < 0
+		                    : n->op == OP_GT ? r > 0
+		                    : n->op == OP_LE ? r <= 0
+		                                     : r >= 0);
 		return 0;
 	case OP_IN:
 	case OP_NOTIN:
@@ -2367,10 +2537,10 @@ static int binop(struct rs *st, const struct node *n, json_t *a, json_t *b, json
 		const struct node *u = !a ? n->a : n->b;
 		if (u->kind == E_NAME)
 			return rerr(st, n, "\"%s\" is undefined (used with '%s')", u->name,
-				    op_name(n->op));
+			            op_name(n->op));
 		if (u->kind == E_ATTR)
-			return rerr(st, n, "attribute \"%s\" is undefined (used with '%s')", u->name,
-				    op_name(n->op));
+			return rerr(st, n, "attribute \"%s\" is undefined (used with '%s')",
+			            u->name, op_name(n->op));
 		return rerr(st, n, "an undefined value used with '%s'", op_name(n->op));
 	}
 	if (is_num(a) && is_num(b))
@@ -2391,7 +2561,7 @@ static int binop(struct rs *st, const struct node *n, json_t *a, json_t *b, json
 	if (n->op == OP_MOD && json_is_string(a))
 		return rerr(st, n, "string formatting with '%%' is not supported");
 	return rerr(st, n, "unsupported operand types for %s: '%s' and '%s'", op_name(n->op),
-		    type_name(a), type_name(b));
+	            type_name(a), type_name(b));
 }
 
 /* ---- functions, filters, tests, methods ---- */
@@ -2460,7 +2630,8 @@ static int call_fn(struct rs *st, const struct node *n, json_t **out)
 		int64_t v[3] = {0, 0, 1}, count;
 		for (int k = 0; k < a.n; k++) {
 			if (!is_intlike(a.v[k])) {
-				rc = rerr(st, n, "range() needs integers, not '%s'", type_name(a.v[k]));
+				rc = rerr(st, n, "range() needs integers, not '%s'",
+				          type_name(a.v[k]));
 				goto done;
 			}
 			v[a.n == 1 ? 1 : k] = int_of(a.v[k]);
@@ -2471,10 +2642,14 @@ static int call_fn(struct rs *st, const struct node *n, json_t **out)
 		}
 		if (v[2] > 0)
 			count = v[1] > v[0] ? (int64_t)(((uint64_t)v[1] - (uint64_t)v[0] - 1) /
-							 (uint64_t)v[2]) + 1 : 0;
+			                                (uint64_t)v[2]) +
+			                          1
+			                    : 0;
 		else
 			count = v[0] > v[1] ? (int64_t)(((uint64_t)v[0] - (uint64_t)v[1] - 1) /
-							 (uint64_t)(-(v[2] + 1) + 1)) + 1 : 0;
+			                                (uint64_t)(-(v[2] + 1) + 1)) +
+			                          1
+			                    : 0;
 		if (count < 0 || count > MAX_RANGE) {
 			rc = rerr(st, n, "range() of more than %d numbers", MAX_RANGE);
 			break;
@@ -2551,7 +2726,8 @@ static json_t *casemap(const char *s, size_t len, enum casemode m)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		int letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-		int up = m == C_UPPER || (m == C_CAPITALIZE && i == 0) || (m == C_TITLE && !prev_letter);
+		int up =
+		    m == C_UPPER || (m == C_CAPITALIZE && i == 0) || (m == C_TITLE && !prev_letter);
 		if (up && c >= 'a' && c <= 'z')
 			c = (char)(c - 'a' + 'A');
 		else if (!up && m != C_UPPER && c >= 'A' && c <= 'Z')
@@ -2565,7 +2741,7 @@ static json_t *casemap(const char *s, size_t len, enum casemode m)
 }
 
 static int replace(struct rs *st, const struct node *n, json_t *v, json_t *old, json_t *new_,
-		   json_t *count, json_t **out)
+                   json_t *count, json_t **out)
 {
 	json_t *sv = NULL, *so = NULL, *sn = NULL;
 	int64_t left = -1;
@@ -2629,7 +2805,7 @@ done:
 }
 
 static int split(struct rs *st, const struct node *n, json_t *v, json_t *sep, json_t *max,
-		 json_t **out)
+                 json_t **out)
 {
 	const char *s = json_string_value(v), *sp;
 	size_t len = json_string_length(v), i = 0, sl;
@@ -2670,7 +2846,8 @@ static int split(struct rs *st, const struct node *n, json_t *v, json_t *sep, js
 		sp = json_string_value(sep);
 		sl = json_string_length(sep);
 		for (;;) {
-			const char *hit = left != 0 && len - i >= sl ? memmem(s + i, len - i, sp, sl) : NULL;
+			const char *hit =
+			    left != 0 && len - i >= sl ? memmem(s + i, len - i, sp, sl) : NULL;
 			if (!hit) {
 				json_array_append_new(r, str_new(s + i, len - i));
 				break;
@@ -2694,7 +2871,8 @@ static int affix(struct rs *st, const struct node *n, json_t *v, json_t *x, int 
 
 	*res = 0;
 	if (x && json_is_array(x)) {
-		json_array_foreach(x, i, one) {
+		json_array_foreach(x, i, one)
+		{
 			int rc = affix(st, n, v, one, end, res);
 			if (rc || *res)
 				return rc;
@@ -2703,14 +2881,13 @@ static int affix(struct rs *st, const struct node *n, json_t *v, json_t *x, int 
 	}
 	if (!x || !json_is_string(x))
 		return rerr(st, n, "%s() needs a string or a list of strings, not '%s'",
-			    end ? "endswith" : "startswith", type_name(x));
+		            end ? "endswith" : "startswith", type_name(x));
 	size_t xl = json_string_length(x);
 	*res = xl <= len && !memcmp(s + (end ? len - xl : 0), json_string_value(x), xl);
 	return 0;
 }
 
-static int call_method(struct rs *st, const struct node *n, json_t *v, struct args *a,
-		       json_t **out)
+static int call_method(struct rs *st, const struct node *n, json_t *v, struct args *a, json_t **out)
 {
 	const struct callable *c = NULL;
 	int r, rc = 0;
@@ -2722,7 +2899,8 @@ static int call_method(struct rs *st, const struct node *n, json_t *v, struct ar
 		return rerr(st, n, "method \"%s\" called on an undefined value", c->name);
 	if (n->op >= M_GET) {
 		if (!json_is_object(v))
-			return rerr(st, n, "'%s' object has no method \"%s\"", type_name(v), c->name);
+			return rerr(st, n, "'%s' object has no method \"%s\"", type_name(v),
+			            c->name);
 		switch (n->op) {
 		case M_GET: {
 			json_t *k = arg(a, 0, NULL, NULL), *d = arg(a, 1, NULL, NULL), *x = NULL;
@@ -2764,13 +2942,21 @@ static int call_method(struct rs *st, const struct node *n, json_t *v, struct ar
 		break;
 	case M_SPLIT:
 		return split(st, n, v, arg(a, 0, "sep", NULL), arg(a, 1, "maxsplit", NULL), out);
-	case M_UPPER: *out = casemap(s, len, C_UPPER); break;
-	case M_LOWER: *out = casemap(s, len, C_LOWER); break;
-	case M_TITLE: *out = casemap(s, len, C_TITLE); break;
-	case M_CAPITALIZE: *out = casemap(s, len, C_CAPITALIZE); break;
+	case M_UPPER:
+		*out = casemap(s, len, C_UPPER);
+		break;
+	case M_LOWER:
+		*out = casemap(s, len, C_LOWER);
+		break;
+	case M_TITLE:
+		*out = casemap(s, len, C_TITLE);
+		break;
+	case M_CAPITALIZE:
+		*out = casemap(s, len, C_CAPITALIZE);
+		break;
 	case M_REPLACE:
 		return replace(st, n, v, arg(a, 0, NULL, NULL), arg(a, 1, NULL, NULL),
-			       arg(a, 2, NULL, NULL), out);
+		               arg(a, 2, NULL, NULL), out);
 	}
 	return charge(st, n, len);
 }
@@ -2801,7 +2987,7 @@ static int to_int(struct rs *st, const struct node *n, json_t *v, json_t *dflt, 
 	if (is_intlike(v)) {
 		*out = json_integer(int_of(v));
 	} else if (v && json_is_real(v) && json_real_value(v) > -9.2e18 &&
-		   json_real_value(v) < 9.2e18) {
+	           json_real_value(v) < 9.2e18) {
 		*out = json_integer((json_int_t)json_real_value(v));
 	} else if (v && json_is_string(v) && json_string_length(v) < 64) {
 		char tmp[64];
@@ -2823,8 +3009,7 @@ static int to_int(struct rs *st, const struct node *n, json_t *v, json_t *dflt, 
 	return charge(st, n, 0);
 }
 
-static int call_filter(struct rs *st, const struct node *n, json_t *v, struct args *a,
-		       json_t **out)
+static int call_filter(struct rs *st, const struct node *n, json_t *v, struct args *a, json_t **out)
 {
 	json_t *s = NULL, *x;
 	struct buf b;
@@ -2873,14 +3058,16 @@ static int call_filter(struct rs *st, const struct node *n, json_t *v, struct ar
 				return rc;
 			size_t sz = json_array_size(keys);
 			if (sz)
-				*out = json_incref(json_array_get(keys, n->op == F_FIRST ? 0 : sz - 1));
+				*out = json_incref(
+				    json_array_get(keys, n->op == F_FIRST ? 0 : sz - 1));
 			json_decref(keys);
 			return 0;
 		}
 		if (v && json_is_array(v)) {
 			size_t sz = json_array_size(v);
 			if (sz)
-				*out = json_incref(json_array_get(v, n->op == F_FIRST ? 0 : sz - 1));
+				*out =
+				    json_incref(json_array_get(v, n->op == F_FIRST ? 0 : sz - 1));
 			return 0;
 		}
 		if (v && json_is_string(v)) {
@@ -2919,8 +3106,10 @@ static int call_filter(struct rs *st, const struct node *n, json_t *v, struct ar
 			return rc;
 		if (!(rc = str_of(st, n, sep, &ss))) {
 			buf_init(&b, MAX_STR);
-			json_array_foreach(seq, i, x) {
-				if (i && buf_append(&b, json_string_value(ss), json_string_length(ss)))
+			json_array_foreach(seq, i, x)
+			{
+				if (i &&
+				    buf_append(&b, json_string_value(ss), json_string_length(ss)))
 					rc = -ENOSPC;
 				if (!rc && py_write(&b, x, 0))
 					rc = -ENOSPC;
@@ -2939,7 +3128,7 @@ static int call_filter(struct rs *st, const struct node *n, json_t *v, struct ar
 	}
 	case F_REPLACE:
 		return replace(st, n, v, arg(a, 0, NULL, NULL), arg(a, 1, NULL, NULL),
-			       arg(a, 2, NULL, NULL), out);
+		               arg(a, 2, NULL, NULL), out);
 	default:
 		break;
 	}
@@ -2949,12 +3138,24 @@ static int call_filter(struct rs *st, const struct node *n, json_t *v, struct ar
 	const char *str = json_string_value(s);
 	size_t len = json_string_length(s);
 	switch (n->op) {
-	case F_TRIM: *out = strip(str, len, arg(a, 0, NULL, NULL), 1, 1); break;
-	case F_UPPER: *out = casemap(str, len, C_UPPER); break;
-	case F_LOWER: *out = casemap(str, len, C_LOWER); break;
-	case F_CAPITALIZE: *out = casemap(str, len, C_CAPITALIZE); break;
-	case F_TITLE: *out = casemap(str, len, C_TITLE); break;
-	default: *out = json_incref(s); break; /* F_STRING */
+	case F_TRIM:
+		*out = strip(str, len, arg(a, 0, NULL, NULL), 1, 1);
+		break;
+	case F_UPPER:
+		*out = casemap(str, len, C_UPPER);
+		break;
+	case F_LOWER:
+		*out = casemap(str, len, C_LOWER);
+		break;
+	case F_CAPITALIZE:
+		*out = casemap(str, len, C_CAPITALIZE);
+		break;
+	case F_TITLE:
+		*out = casemap(str, len, C_TITLE);
+		break;
+	default:
+		*out = json_incref(s);
+		break; /* F_STRING */
 	}
 	json_decref(s);
 	return charge(st, n, len);
@@ -2963,19 +3164,32 @@ static int call_filter(struct rs *st, const struct node *n, json_t *v, struct ar
 static int test(int op, const json_t *v)
 {
 	switch (op) {
-	case T_DEFINED: return v != NULL;
-	case T_UNDEFINED: return v == NULL;
-	case T_NONE: return v && json_is_null(v);
-	case T_STRING: return v && json_is_string(v);
-	case T_MAPPING: return v && json_is_object(v);
-	case T_ITERABLE: return !v || json_is_string(v) || json_is_array(v) || json_is_object(v);
-	case T_SEQUENCE: return v && (json_is_string(v) || json_is_array(v) || json_is_object(v));
-	case T_NUMBER: return is_num(v);
-	case T_INTEGER: return v && json_is_integer(v);
-	case T_FLOAT: return v && json_is_real(v);
-	case T_BOOLEAN: return v && json_is_boolean(v);
-	case T_TRUE: return v && json_is_true(v);
-	default: return v && json_is_false(v); /* T_FALSE */
+	case T_DEFINED:
+		return v != NULL;
+	case T_UNDEFINED:
+		return v == NULL;
+	case T_NONE:
+		return v && json_is_null(v);
+	case T_STRING:
+		return v && json_is_string(v);
+	case T_MAPPING:
+		return v && json_is_object(v);
+	case T_ITERABLE:
+		return !v || json_is_string(v) || json_is_array(v) || json_is_object(v);
+	case T_SEQUENCE:
+		return v && (json_is_string(v) || json_is_array(v) || json_is_object(v));
+	case T_NUMBER:
+		return is_num(v);
+	case T_INTEGER:
+		return v && json_is_integer(v);
+	case T_FLOAT:
+		return v && json_is_real(v);
+	case T_BOOLEAN:
+		return v && json_is_boolean(v);
+	case T_TRUE:
+		return v && json_is_true(v);
+	default:
+		return v && json_is_false(v); /* T_FALSE */
 	}
 }
 
@@ -3018,9 +3232,10 @@ static int ev(struct rs *st, const struct node *n, json_t **out)
 			return rc;
 		if (!is_num(a))
 			rc = rerr(st, n, "bad operand type for unary %s: '%s'",
-				  n->kind == E_NEG ? "-" : "+", type_name(a));
+			          n->kind == E_NEG ? "-" : "+", type_name(a));
 		else if (json_is_real(a))
-			*out = json_real(n->kind == E_NEG ? -json_real_value(a) : json_real_value(a));
+			*out =
+			    json_real(n->kind == E_NEG ? -json_real_value(a) : json_real_value(a));
 		else if (n->kind == E_NEG && int_of(a) == INT64_MIN)
 			rc = rerr(st, n, "integer overflow in unary -");
 		else
@@ -3056,7 +3271,7 @@ static int ev(struct rs *st, const struct node *n, json_t **out)
 		if ((rc = ev(st, n->a, &a)) || (rc = args_eval(st, n->args, &args)))
 			break;
 		rc = n->kind == E_METHOD ? call_method(st, n, a, &args, out)
-					 : call_filter(st, n, a, &args, out);
+		                         : call_filter(st, n, a, &args, out);
 		args_free(&args);
 		break;
 	case E_TEST:
@@ -3083,8 +3298,8 @@ static int exec_body(struct rs *st, const struct node *n);
 static int out_full(struct rs *st)
 {
 	if (st->errlen)
-		snprintf(st->err, st->errlen, "chat template: the rendered prompt exceeds %zu bytes",
-			 st->out->max);
+		snprintf(st->err, st->errlen,
+		         "chat template: the rendered prompt exceeds %zu bytes", st->out->max);
 	return -ENOSPC;
 }
 
@@ -3101,7 +3316,7 @@ static int bind(struct rs *st, const struct node *n, json_t *scope, json_t *item
 		want++;
 	if (!json_is_array(item) || json_array_size(item) != want)
 		return rerr(st, n, "cannot unpack a '%s' of %zu items into %zu names",
-			    type_name(item), json_is_array(item) ? json_array_size(item) : 1, want);
+		            type_name(item), json_is_array(item) ? json_array_size(item) : 1, want);
 	for (size_t k = 0; t; t = t->next, k++)
 		json_object_set(scope, t->name, json_array_get(item, k));
 	return 0;
@@ -3146,7 +3361,8 @@ static int exec_for(struct rs *st, const struct node *n)
 	}
 	if (n->d) {
 		json_t *kept = json_array(), *x;
-		json_array_foreach(items, i, x) {
+		json_array_foreach(items, i, x)
+		{
 			scope = scope_push(st);
 			if (!(rc = iterate(st, n)) && !(rc = bind(st, n, scope, x)) &&
 			    !(rc = ev(st, n->d, &c)) && truthy(c))
@@ -3216,7 +3432,7 @@ static int exec_set(struct rs *st, const struct node *n)
 			rc = 1;
 	if (!rc)
 		rc = rerr(st, n, "\"%s\" is not a namespace: set %s.%s needs namespace()", n->name,
-			  n->name, n->attr);
+		          n->name, n->attr);
 	else if (has_ns(st, v, MAX_VALUE_DEPTH))
 		rc = rerr(st, n, "a namespace inside a namespace is not supported");
 	else if (!depth_ok(st, v, MAX_VALUE_DEPTH - 1))
