@@ -263,6 +263,7 @@ FUZZ_SRC_config := src/config.c src/runners/registry.c tests/fuzz/runner_ops_stu
                    src/devices/registry.c src/devices/cpu.c src/devices/mock.c src/faults.c
 FUZZ_SRC_multipart := src/multipart.c src/form.c
 FUZZ_SRC_gguf := src/runners/llama/gguf.c
+FUZZ_SRC_template := src/runners/llama/template.c
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: fuzz
