@@ -46,6 +46,7 @@ void monitor_init(struct server *s)
 void monitor_worker_ready(struct server *s, struct worker *w)
 {
 	w->canary.set.deep_enabled = s->cfg->canary_deep_probe_enabled && w->deep_supported;
+	w->n_orphans = 0;
 	canary_worker_ready(&w->canary, now_s());
 	monitor_settle(s, w);
 	if (!s->ever_ready && serving_is_serving(s)) {
@@ -59,6 +60,7 @@ void monitor_worker_ready(struct server *s, struct worker *w)
 
 void monitor_worker_lost(struct server *s, struct worker *w)
 {
+	w->n_orphans = 0;
 	canary_worker_lost(&w->canary, now_s());
 	monitor_settle(s, w);
 }

@@ -54,9 +54,13 @@ static void request_finish(struct server *s, struct request *r, const struct req
 	sched_remove(&s->sched, &r->sr);
 	if (wi >= 0) {
 		struct worker *w = &s->workers[wi];
-		canary_request_finished(&w->canary, now_s());
 		/* the worker still runs it unless the ending came from the worker */
-		if (e->kind != REQ_END_RESULT && e->kind != REQ_END_STREAM && w->sock >= 0)
+		int running = e->kind != REQ_END_RESULT && e->kind != REQ_END_STREAM && w->sock >= 0;
+		if (running && w->n_orphans < (int)ARRAY_SIZE(w->orphans))
+			w->orphans[w->n_orphans++] = r->sr.id; /* busy until it answers */
+		else
+			canary_request_finished(&w->canary, now_s());
+		if (running)
 			children_send(s, w, IPC_CANCEL, 0, 0, r->sr.id, NULL, 0, -1);
 	}
 	if (r->ops->finish)
@@ -113,7 +117,15 @@ void requests_on_frame(struct server *s, struct worker *w, struct ipc_frame *f)
 	struct request *r = requests_find(s, f->hdr.id);
 
 	if (!r || r->sr.worker != w->index) {
-		/* a late answer for a request already finished: dropped */
+		/* a late answer for a request already finished: dropped; its
+		 * worker is no longer busy with it once the answer is final */
+		if (f->hdr.type == IPC_RESULT || f->hdr.type == IPC_END)
+			for (int i = 0; i < w->n_orphans; i++)
+				if (w->orphans[i] == f->hdr.id) {
+					w->orphans[i] = w->orphans[--w->n_orphans];
+					canary_request_finished(&w->canary, now_s());
+					break;
+				}
 		log_debug("dropping late %s for request %llu", ipc_type_name(f->hdr.type),
 			  (unsigned long long)f->hdr.id);
 		if (f->fd >= 0)

@@ -70,6 +70,12 @@ struct worker {
 	double reset_deadline;
 
 	struct canary canary;
+	/* requests the supervisor ended (cancel, client gone, deadline) while
+	 * this worker still ran them: the canary counts the worker busy until
+	 * the worker's own answer for each arrives (a wedged worker that lost
+	 * its client is still judged by progress) */
+	uint64_t orphans[64];
+	int n_orphans;
 	int deep_supported;
 	char runner[32];
 	char model[128];

@@ -301,7 +301,9 @@ static void run_batch(struct worker_state *ctx, struct exec_item **items, size_t
 		t->in_fd = items[i]->fd;
 		items[i]->fd = -1;
 		if (runner_cancelled(&ctx->rctx, t)) {
-			t->answered = 1;
+			/* every task gets one final answer, so the supervisor
+			 * knows this worker is done with it */
+			runner_reply_error(&ctx->rctx, t, 499, NULL, "cancelled before it ran");
 			continue;
 		}
 		t->params = json_loadb(items[i]->payload, items[i]->hdr.len, 0, &jerr);
